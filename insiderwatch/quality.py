@@ -1,0 +1,133 @@
+"""The batch-level quality gate: Great Expectations suites run as a checkpoint per source-day.
+
+Row-level checks (ingest) quarantine individual bad rows. The suites catch what a row check
+cannot: a source-day where a large share of rows is bad (a vendor changed a format, a column
+shifted), which is held back whole rather than stored half-clean. The suites are committed JSON
+files under ``schemas/gx/expectations``, generated from the canonical schema by
+:func:`build_suites` (``insiderwatch schemas write-suites``); a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from schemas.canonical import SOURCES, Source
+
+SUITE_DIR = Path(__file__).resolve().parent.parent / "schemas" / "gx" / "expectations"
+# Share of a source-day's rows that must pass each expectation before the day is stored.
+MOSTLY = 0.95
+
+
+def suite_definition(source: Source) -> dict[str, Any]:
+    """The expectation suite for one source, as committed JSON."""
+    expectations: list[dict[str, Any]] = []
+    for column in source.columns:
+        if column.required:
+            expectations.append({"type": "expect_column_to_exist",
+                                 "kwargs": {"column": column.name}})
+        if not column.nullable:
+            expectations.append({"type": "expect_column_values_to_not_be_null",
+                                 "kwargs": {"column": column.name, "mostly": MOSTLY}})
+        if column.allowed:
+            expectations.append({"type": "expect_column_values_to_be_in_set",
+                                 "kwargs": {"column": column.name,
+                                            "value_set": list(column.allowed),
+                                            "mostly": MOSTLY}})
+        if column.minimum is not None:
+            expectations.append({"type": "expect_column_values_to_be_between",
+                                 "kwargs": {"column": column.name, "min_value": column.minimum,
+                                            "mostly": MOSTLY}})
+    return {"name": source.name, "expectations": expectations,
+            "meta": {"generated_from": "schemas/canonical.py",
+                     "notes": f"Batch gate for {source.description}"}}
+
+
+def build_suites() -> dict[str, str]:
+    """Suite file name -> JSON text, for every source."""
+    return {f"{name}.json": json.dumps(suite_definition(src), indent=2, ensure_ascii=False) + "\n"
+            for name, src in SOURCES.items()}
+
+
+def write_suites(directory: Path = SUITE_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in build_suites().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def gx_columns(source: Source) -> list[str]:
+    return [c.name for c in source.columns
+            if not c.nullable or c.allowed or c.minimum is not None or c.required]
+
+
+@dataclass
+class GateResult:
+    source: str
+    success: bool
+    evaluated: int
+    failures: list[str]
+
+    @property
+    def summary(self) -> str:
+        if self.success:
+            return f"passed ({self.evaluated} expectations)"
+        return "failed: " + "; ".join(self.failures)
+
+
+class QualityGate:
+    """One ephemeral GX context with a checkpoint per source, loaded from the committed suites."""
+
+    def __init__(self, suite_dir: Path = SUITE_DIR) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self._gx = gx
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(
+            globally=False)
+        datasource = self._context.data_sources.add_pandas("insiderwatch")
+        self._checkpoints: dict[str, Any] = {}
+        for name in SOURCES:
+            definition = json.loads((suite_dir / f"{name}.json").read_text(encoding="utf-8"))
+            suite = self._context.suites.add(gx.ExpectationSuite(**definition))
+            asset = datasource.add_dataframe_asset(name)
+            batch = asset.add_batch_definition_whole_dataframe(f"{name}_day")
+            validation = self._context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{name}_day", data=batch, suite=suite))
+            self._checkpoints[name] = self._context.checkpoints.add(
+                gx.Checkpoint(name=f"{name}_gate", validation_definitions=[validation]))
+
+    def validate(self, source: str, frame: pl.DataFrame) -> GateResult:
+        columns = [c for c in gx_columns(SOURCES[source]) if c in frame.columns]
+        handoff = frame.select(columns).to_pandas()
+        result = self._checkpoints[source].run(batch_parameters={"dataframe": handoff})
+        failures: list[str] = []
+        evaluated = 0
+        for run in result.run_results.values():
+            for item in run.results:
+                evaluated += 1
+                if item.success:
+                    continue
+                config = item.expectation_config
+                column = config.kwargs.get("column", "")
+                share = (item.result or {}).get("unexpected_percent")
+                detail = f" ({share:.1f}% of rows)" if share is not None else ""
+                failures.append(f"{config.type} on {column}{detail}")
+        return GateResult(source, result.success, evaluated, failures)
+
+
+@cache
+def default_gate() -> QualityGate:
+    return QualityGate()

@@ -1,0 +1,382 @@
+"""Landing files to frames of strings, with exact line numbers.
+
+Every reader returns the same thing, a :class:`RawBatch`: one string column per header column,
+``_line`` (the physical line where the record starts; for Parquet the row number), and the
+records that could not be split into fields at all (wrong field count, undecodable bytes, broken
+JSON), each with its line and reason. A file that cannot be read at all raises
+:class:`FileError`, whose message names the file and line.
+
+CSV goes through polars first. Polars silently fills short rows with nulls, so the fast result is
+accepted only when the separator and newline counts of the file match what the parsed records
+account for; otherwise the file is re-read with Python's ``csv`` module, which reports each bad
+record exactly. Encodings: UTF-8 with or without BOM, CP932 (Shift_JIS); in a file that mixes the
+two, the minority lines are rejected with a reason rather than turned into mojibake.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+LINE = "_line"
+SUFFIXES = (".csv.gz", ".csv", ".jsonl", ".parquet")
+_DAY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
+_BOM = b"\xef\xbb\xbf"
+
+
+class FileError(Exception):
+    """A landing file that cannot be parsed at all."""
+
+    def __init__(self, file: str, line: int | None, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.message = message
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Reject:
+    line: int
+    raw: str
+    reason: str
+
+
+@dataclass
+class RawBatch:
+    file: str
+    frame: pl.DataFrame
+    rejects: list[Reject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+    @property
+    def rows_read(self) -> int:
+        return self.frame.height + len(self.rejects)
+
+
+def file_day(path: Path) -> date | None:
+    """The day a landing file is named for (``2024-01-02.csv.gz``), or None."""
+    stem = path.name
+    for suffix in SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    match = _DAY_NAME.match(stem)
+    if not match:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def is_landing_file(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(SUFFIXES) and not path.name.startswith(".")
+
+
+def read_landing_file(path: Path, rel: str, expected: tuple[str, ...], required: tuple[str, ...],
+                      ) -> RawBatch:
+    """Read one landing file of any supported format into a :class:`RawBatch`."""
+    name = path.name
+    if name.endswith(".parquet"):
+        batch = _read_parquet(path, rel)
+    elif name.endswith(".jsonl"):
+        batch = _read_jsonl(_load_bytes(path, rel), rel)
+    else:
+        batch = _read_csv(_load_bytes(path, rel), rel)
+    return _check_columns(batch, expected, required)
+
+
+def _load_bytes(path: Path, rel: str) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        data = _gunzip(data, rel)
+    if not data:
+        raise FileError(rel, 1, "file is empty (0 bytes): expected at least a header line")
+    return data
+
+
+def _gunzip(data: bytes, rel: str) -> bytes:
+    out = io.BytesIO()
+    decomp = zlib.decompressobj(wbits=31)
+    try:
+        out.write(decomp.decompress(data))
+        out.write(decomp.flush())
+    except zlib.error as exc:
+        done = out.getvalue()
+        raise FileError(rel, done.count(b"\n") + 1, f"corrupt gzip data ({exc})") from exc
+    if not decomp.eof:
+        done = out.getvalue()
+        raise FileError(rel, done.count(b"\n") + 1,
+                        "truncated gzip: the stream ends before its end marker")
+    return out.getvalue()
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Decoded:
+    text: str | None  # whole-file text when every line decoded in one encoding
+    encoding: str
+    lines: list[str] | None = None  # per-line text when some lines were rejected
+    bad_lines: dict[int, str] = field(default_factory=dict)  # line number -> reason
+
+
+def _decode(data: bytes) -> _Decoded:
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+        try:
+            return _Decoded(data.decode("utf-8"), "utf-8-sig")
+        except UnicodeDecodeError:
+            return _decode_by_line(data, "utf-8")
+    try:
+        return _Decoded(data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        pass
+    raw_lines = data.split(b"\n")
+    utf8_lines = sum(1 for b in raw_lines if not b.isascii() and _decodes(b, "utf-8"))
+    if utf8_lines == 0:
+        try:
+            return _Decoded(data.decode("cp932"), "cp932")
+        except UnicodeDecodeError:
+            return _decode_by_line(data, "cp932")
+    non_utf8 = sum(1 for b in raw_lines if not _decodes(b, "utf-8"))
+    return _decode_by_line(data, "utf-8" if utf8_lines >= non_utf8 else "cp932")
+
+
+def _decodes(b: bytes, encoding: str) -> bool:
+    try:
+        b.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decode_by_line(data: bytes, encoding: str) -> _Decoded:
+    lines: list[str] = []
+    bad: dict[int, str] = {}
+    other = "CP932" if encoding == "utf-8" else "UTF-8"
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            text = raw.decode(encoding)
+            if encoding == "cp932" and not raw.isascii() and _decodes(raw, "utf-8"):
+                bad[number] = f"line is UTF-8 in a CP932 file (mixed encodings)"
+        except UnicodeDecodeError:
+            text = raw.decode(encoding, errors="replace")
+            if _decodes(raw, "utf-8" if encoding == "cp932" else "cp932"):
+                bad[number] = f"line is {other} in a {encoding.upper()} file (mixed encodings)"
+            else:
+                bad[number] = f"line is not valid {encoding.upper()}"
+        lines.append(text)
+    return _Decoded(None, encoding, lines=lines, bad_lines=bad)
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def _read_csv(data: bytes, rel: str) -> RawBatch:
+    decoded = _decode(data)
+    if decoded.text is not None:
+        fast = _csv_fast(decoded.text, rel)
+        if fast is not None:
+            return RawBatch(rel, fast, encoding=decoded.encoding)
+        lines = decoded.text.split("\n")
+    else:
+        assert decoded.lines is not None
+        lines = decoded.lines
+    return _csv_slow(lines, decoded.bad_lines, rel, decoded.encoding)
+
+
+def _header_fields(text: str, rel: str) -> list[str]:
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
+        raise FileError(rel, 1, "no header line: the first line is blank")
+    header = [h.strip() for h in next(csv.reader([first]))]
+    for i, name in enumerate(header):
+        if name in header[:i]:
+            raise FileError(rel, 1, f"column {name!r} appears twice in the header")
+    return header
+
+
+def _csv_fast(text: str, rel: str) -> pl.DataFrame | None:
+    """Parse with polars; None when the file needs the exact (slow) reader."""
+    header = _header_fields(text, rel)
+    payload = text.encode("utf-8")
+    try:
+        frame = pl.read_csv(payload, infer_schema=False, has_header=True,
+                            raise_if_empty=True)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
+        return None
+    if frame.width != len(header):
+        return None
+    frame.columns = header
+    values = [pl.col(c).fill_null("") for c in frame.columns]
+    counts = frame.select(
+        commas=pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum(),
+        newlines=pl.sum_horizontal([v.str.count_matches("\n", literal=True) for v in values]),
+    )
+    embedded_newlines = counts["newlines"]
+    header_commas = text.split("\n", 1)[0].count(",")
+    value_commas = int(counts["commas"][0] or 0)
+    if text.count(",") != header_commas + (frame.width - 1) * frame.height + value_commas:
+        return None
+    # Physical lines: header, then each record's first line plus its embedded newlines.
+    body_lines = frame.height + int(embedded_newlines.sum() or 0)
+    physical = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if physical != 1 + body_lines:
+        return None  # blank lines or stray breaks: let the exact reader account for them
+    starts = (embedded_newlines.cum_sum() - embedded_newlines + pl.int_range(
+        frame.height, eager=True) + 2).cast(pl.Int64)
+    return frame.with_columns(starts.alias(LINE))
+
+
+def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: str) -> RawBatch:
+    text = "\n".join(lines)
+    header = _header_fields(text, rel)
+    if 1 in bad_lines:
+        raise FileError(rel, 1, f"header {bad_lines[1]}")
+    width = len(header)
+    columns: list[list[str]] = [[] for _ in header]
+    starts: list[int] = []
+    rejects: list[Reject] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    next(reader)
+    start = reader.line_num + 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise FileError(rel, start, f"cannot split the record into fields ({exc})") from exc
+        end = reader.line_num
+        if not record or record == [""]:
+            start = end + 1
+            continue
+        span_bad = [bad_lines[n] for n in range(start, end + 1) if n in bad_lines]
+        raw = "\n".join(lines[start - 1:end]).rstrip("\r")
+        if span_bad:
+            rejects.append(Reject(start, raw, span_bad[0]))
+        elif len(record) != width:
+            rejects.append(Reject(start, raw, f"expected {width} fields, found {len(record)}"))
+        else:
+            for column, value in zip(columns, record, strict=True):
+                column.append(value)
+            starts.append(start)
+        start = end + 1
+    data = {h: pl.Series(values, dtype=pl.String) for h, values in zip(header, columns,
+                                                                         strict=True)}
+    frame = pl.DataFrame(data).with_columns(
+        pl.Series(LINE, starts, dtype=pl.Int64),
+        # csv gives "" for an empty field; polars' reader gives null. Make both agree.
+        *[pl.when(pl.col(h) == "").then(None).otherwise(pl.col(h)).alias(h) for h in header],
+    )
+    return RawBatch(rel, frame, rejects, encoding=encoding)
+
+
+# --- JSON lines ------------------------------------------------------------------------------
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ";".join("" if v is None else str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _read_jsonl(data: bytes, rel: str) -> RawBatch:
+    decoded = _decode(data)
+    lines = decoded.lines if decoded.lines is not None else (decoded.text or "").split("\n")
+    records: list[dict[str, str | None]] = []
+    starts: list[int] = []
+    rejects: list[Reject] = []
+    keys: dict[str, None] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if number in decoded.bad_lines:
+            rejects.append(Reject(number, line, decoded.bad_lines[number]))
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rejects.append(Reject(number, line, f"malformed JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict):
+            rejects.append(Reject(number, line, "a JSON line must be an object"))
+            continue
+        records.append({k: _as_text(v) for k, v in obj.items()})
+        keys.update(dict.fromkeys(obj))
+        starts.append(number)
+    if not records and not rejects:
+        raise FileError(rel, 1, "file holds no JSON records")
+    frame = pl.DataFrame(
+        {k: pl.Series([r.get(k) for r in records], dtype=pl.String) for k in keys}
+    ).with_columns(pl.Series(LINE, starts, dtype=pl.Int64))
+    return RawBatch(rel, frame, rejects, encoding=decoded.encoding)
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, rel: str) -> RawBatch:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a damaged file
+        raise FileError(rel, None, f"cannot read Parquet ({exc})") from exc
+    as_text = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                column = column.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
+            else:
+                column = column.dt.strftime("%Y-%m-%dT%H:%M:%S%.f")
+        elif isinstance(dtype, pl.List):
+            column = column.cast(pl.List(pl.String)).list.join(";")
+        elif dtype == pl.Boolean:
+            column = column.cast(pl.String)
+        else:
+            column = column.cast(pl.String)
+        as_text.append(column.alias(name))
+    frame = frame.select(as_text).with_columns(
+        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(LINE)
+    )
+    return RawBatch(rel, frame, encoding="parquet")
+
+
+# --- header checks ---------------------------------------------------------------------------
+
+
+def _check_columns(batch: RawBatch, expected: tuple[str, ...], required: tuple[str, ...],
+                   ) -> RawBatch:
+    present = [c for c in batch.frame.columns if c != LINE]
+    seen = set(present)
+    missing = [c for c in required if c not in seen]
+    if missing and (batch.frame.height or not batch.rejects):
+        raise FileError(batch.file, 1, "missing required column(s): " + ", ".join(missing))
+    unknown = [c for c in present if c not in expected]
+    for name in unknown:
+        batch.warnings.append(f"{batch.file}: unknown column {name!r} ignored")
+    frame = batch.frame.select(
+        [pl.col(c) if c in seen else pl.lit(None, dtype=pl.String).alias(c) for c in expected]
+        + [pl.col(LINE)]
+    )
+    batch.frame = frame
+    return batch
