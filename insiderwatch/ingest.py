@@ -126,15 +126,19 @@ def parse_timestamp(expr: pl.Expr, tz: str) -> pl.Expr:
     """
     norm = expr.str.replace(" ", "T", literal=True).str.replace(r"Z$", "+00:00")
     with_offset = pl.coalesce(
-        norm.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us",
-                             time_zone="UTC"),
+        norm.str.to_datetime(
+            "%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC"
+        ),
         norm.str.to_datetime("%Y-%m-%dT%H:%M%z", strict=False, time_unit="us", time_zone="UTC"),
     )
-    naive = pl.coalesce(
-        norm.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
-        norm.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"),
-    ).dt.replace_time_zone(tz, non_existent="null", ambiguous="earliest").dt.convert_time_zone(
-        "UTC")
+    naive = (
+        pl.coalesce(
+            norm.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+            norm.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"),
+        )
+        .dt.replace_time_zone(tz, non_existent="null", ambiguous="earliest")
+        .dt.convert_time_zone("UTC")
+    )
     has_offset = norm.str.contains(r"[+-]\d{2}:?\d{2}$")
     return pl.when(has_offset).then(with_offset).otherwise(naive)
 
@@ -146,52 +150,87 @@ def _column_checks(column: Column, tz: str) -> tuple[pl.Expr, list[pl.Expr]]:
     reasons: list[pl.Expr] = []
     limit = column.max_chars or MAX_FIELD_CHARS
     if column.kind != "list":
-        reasons.append(pl.when(raw.str.len_chars() > limit)
-                       .then(pl.lit(f"{name} longer than {limit} characters")))
+        reasons.append(
+            pl.when(raw.str.len_chars() > limit).then(
+                pl.lit(f"{name} longer than {limit} characters")
+            )
+        )
     if not column.nullable and column.kind != "list":
         reasons.append(pl.when(raw.is_null()).then(pl.lit(f"missing {name}")))
     if column.kind == "str":
         typed = raw
     elif column.kind == "int":
         typed = raw.cast(pl.Int64, strict=False)
-        reasons.append(pl.when(raw.is_not_null() & typed.is_null()).then(
-            pl.format(f"{name} is not an integer: '{{}}'", _shown(raw))))
+        reasons.append(
+            pl.when(raw.is_not_null() & typed.is_null()).then(
+                pl.format(f"{name} is not an integer: '{{}}'", _shown(raw))
+            )
+        )
         if column.minimum is not None:
-            reasons.append(pl.when(typed < column.minimum).then(
-                pl.format(f"{name} is negative: {{}}", typed.cast(pl.String))
-                if column.minimum == 0 else
-                pl.format(f"{name} below {column.minimum}: {{}}", typed.cast(pl.String))))
+            reasons.append(
+                pl.when(typed < column.minimum).then(
+                    pl.format(f"{name} is negative: {{}}", typed.cast(pl.String))
+                    if column.minimum == 0
+                    else pl.format(f"{name} below {column.minimum}: {{}}", typed.cast(pl.String))
+                )
+            )
     elif column.kind == "bool":
         lowered = raw.str.to_lowercase()
-        typed = (pl.when(lowered.is_in(_TRUE)).then(True)
-                 .when(lowered.is_in(_FALSE) | lowered.is_null()).then(False)
-                 .otherwise(None))
-        reasons.append(pl.when(raw.is_not_null() & typed.is_null()).then(
-            pl.format(f"{name} is not true or false: '{{}}'", _shown(raw))))
+        typed = (
+            pl.when(lowered.is_in(_TRUE))
+            .then(True)
+            .when(lowered.is_in(_FALSE) | lowered.is_null())
+            .then(False)
+            .otherwise(None)
+        )
+        reasons.append(
+            pl.when(raw.is_not_null() & typed.is_null()).then(
+                pl.format(f"{name} is not true or false: '{{}}'", _shown(raw))
+            )
+        )
     elif column.kind == "date":
         typed = raw.str.to_date("%Y-%m-%d", strict=False)
-        reasons.append(pl.when(raw.is_not_null() & typed.is_null()).then(
-            pl.format(f"{name} is not a date (YYYY-MM-DD): '{{}}'", _shown(raw))))
+        reasons.append(
+            pl.when(raw.is_not_null() & typed.is_null()).then(
+                pl.format(f"{name} is not a date (YYYY-MM-DD): '{{}}'", _shown(raw))
+            )
+        )
     elif column.kind == "timestamp":
         typed = parse_timestamp(raw, tz)
-        reasons.append(pl.when(raw.is_not_null() & typed.is_null()).then(
-            pl.format("unparseable timestamp '{}'", _shown(raw))))
+        reasons.append(
+            pl.when(raw.is_not_null() & typed.is_null()).then(
+                pl.format("unparseable timestamp '{}'", _shown(raw))
+            )
+        )
     elif column.kind == "enum":
         typed = raw.str.to_lowercase()
-        reasons.append(pl.when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
-            pl.format(f"unknown {name} '{{}}'", _shown(raw))))
+        reasons.append(
+            pl.when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
+                pl.format(f"unknown {name} '{{}}'", _shown(raw))
+            )
+        )
     elif column.kind == "classification":
         folded = raw.str.to_lowercase().str.replace_all(r"\s+", " ")
-        typed = folded.replace_strict(CLASSIFICATION_ALIASES, default=folded,
-                                      return_dtype=pl.String)
-        reasons.append(pl.when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
-            pl.format("unknown classification '{}'", _shown(raw))))
+        typed = folded.replace_strict(
+            CLASSIFICATION_ALIASES, default=folded, return_dtype=pl.String
+        )
+        reasons.append(
+            pl.when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
+                pl.format("unknown classification '{}'", _shown(raw))
+            )
+        )
     elif column.kind == "list":
-        typed = (raw.str.split(";").list.eval(pl.element().str.strip_chars())
-                 .list.eval(pl.element().filter(pl.element() != "")))
+        typed = (
+            raw.str.split(";")
+            .list.eval(pl.element().str.strip_chars())
+            .list.eval(pl.element().filter(pl.element() != ""))
+        )
         typed = pl.when(raw.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(typed)
-        reasons.append(pl.when(raw.str.len_chars() > MAX_FIELD_CHARS).then(
-            pl.lit(f"{name} longer than {MAX_FIELD_CHARS} characters")))
+        reasons.append(
+            pl.when(raw.str.len_chars() > MAX_FIELD_CHARS).then(
+                pl.lit(f"{name} longer than {MAX_FIELD_CHARS} characters")
+            )
+        )
         if not column.nullable:
             reasons.append(pl.when(typed.list.len() == 0).then(pl.lit(f"missing {name}")))
     else:  # pragma: no cover - the schema's Kind literal is exhaustive
@@ -218,9 +257,12 @@ def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame
 
 
 def _add_reason(condition: pl.Expr, message: pl.Expr) -> pl.Expr:
-    return pl.when(condition).then(
-        pl.col(REASONS).list.concat(pl.concat_list(message))
-    ).otherwise(pl.col(REASONS)).alias(REASONS)
+    return (
+        pl.when(condition)
+        .then(pl.col(REASONS).list.concat(pl.concat_list(message)))
+        .otherwise(pl.col(REASONS))
+        .alias(REASONS)
+    )
 
 
 # --- roster ----------------------------------------------------------------------------------
@@ -240,8 +282,12 @@ class Roster:
     def addresses(self) -> pl.DataFrame:
         """Lower-cased address -> user, from work and personal addresses."""
         work = self.frame.select(address=pl.col("email").str.to_lowercase(), user="user")
-        personal = self.frame.select(address="personal_emails", user="user").explode(
-            "address").drop_nulls("address").with_columns(pl.col("address").str.to_lowercase())
+        personal = (
+            self.frame.select(address="personal_emails", user="user")
+            .explode("address")
+            .drop_nulls("address")
+            .with_columns(pl.col("address").str.to_lowercase())
+        )
         return pl.concat([work, personal]).unique("address", keep="first", maintain_order=True)
 
 
@@ -253,12 +299,14 @@ def load_roster(logs: Path, config: Config) -> Roster:
     checked = type_and_check(batch.frame, HR, config.site.timezone).with_row_index("_order")
     first_line = pl.col(LINE).min().over("user")
     checked = checked.with_columns(
-        _add_reason(pl.col("user").is_not_null() & (pl.col(LINE) != first_line),
-                    pl.format("duplicate user id '{}' (first at line {})", pl.col("user"),
-                              first_line)),
+        _add_reason(
+            pl.col("user").is_not_null() & (pl.col(LINE) != first_line),
+            pl.format("duplicate user id '{}' (first at line {})", pl.col("user"), first_line),
+        ),
     ).with_columns(
-        _add_reason(pl.col("last_day") < pl.col("notice_date"),
-                    pl.lit("last_day is before notice_date")),
+        _add_reason(
+            pl.col("last_day") < pl.col("notice_date"), pl.lit("last_day is before notice_date")
+        ),
     )
     bad = checked.filter(pl.col(REASONS).list.len() > 0)
     good = checked.filter(pl.col(REASONS).list.len() == 0)
@@ -271,11 +319,17 @@ def load_roster(logs: Path, config: Config) -> Roster:
         pl.col("personal_emails").list.eval(pl.element().str.to_lowercase()),
         pl.col("priority").fill_null(False),
     )
-    quarantine = pl.concat([
-        _quarantine_rows(bad.with_columns(pl.lit(str(ROSTER_FILE)).alias(FILE),
-                                          pl.lit(None, pl.Date).alias("local_date")), "hr"),
-        _reject_rows(batch, "hr", None),
-    ])
+    quarantine = pl.concat(
+        [
+            _quarantine_rows(
+                bad.with_columns(
+                    pl.lit(str(ROSTER_FILE)).alias(FILE), pl.lit(None, pl.Date).alias("local_date")
+                ),
+                "hr",
+            ),
+            _reject_rows(batch, "hr", None),
+        ]
+    )
     return Roster(frame, quarantine, batch.rows_read, warnings)
 
 
@@ -311,9 +365,11 @@ def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
     """Attach the roster people a mail belongs to, from sender and recipient addresses."""
     addresses = roster.addresses()
     frame = frame.with_row_index("_mail")
-    sender = frame.select(
-        "_mail", address=pl.col("sender").str.to_lowercase()
-    ).join(addresses, on="address", how="left").select("_mail", sender_user="user")
+    sender = (
+        frame.select("_mail", address=pl.col("sender").str.to_lowercase())
+        .join(addresses, on="address", how="left")
+        .select("_mail", sender_user="user")
+    )
     rcpt = (
         frame.select("_mail", address=pl.concat_list("recipients", "cc", "bcc"))
         .explode("address")
@@ -322,26 +378,40 @@ def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
         .group_by("_mail", maintain_order=True)
         .agg(recipient_users=pl.col("user").unique(maintain_order=True))
     )
-    frame = (frame.join(sender, on="_mail", how="left", maintain_order="left")
-             .join(rcpt, on="_mail", how="left", maintain_order="left")
-             .with_columns(pl.col("recipient_users").fill_null(pl.lit([], pl.List(pl.String)))))
+    frame = (
+        frame.join(sender, on="_mail", how="left", maintain_order="left")
+        .join(rcpt, on="_mail", how="left", maintain_order="left")
+        .with_columns(pl.col("recipient_users").fill_null(pl.lit([], pl.List(pl.String))))
+    )
     outbound = pl.col("direction") == "outbound"
-    frame = frame.with_columns(
-        pl.when(outbound).then(pl.col("sender_user"))
-        .otherwise(pl.col("recipient_users").list.first()).alias("user")
-    ).with_columns(
-        _add_reason(outbound & pl.col("sender").is_not_null() & pl.col("user").is_null(),
-                    pl.format("sender '{}' is not a roster address", _shown(pl.col("sender")))),
-        ).with_columns(
-        _add_reason((pl.col("direction") == "inbound") & pl.col("user").is_null()
-                    & (pl.col("recipients").list.len() > 0),
-                    pl.lit("no recipient is a roster address")),
+    frame = (
+        frame.with_columns(
+            pl.when(outbound)
+            .then(pl.col("sender_user"))
+            .otherwise(pl.col("recipient_users").list.first())
+            .alias("user")
+        )
+        .with_columns(
+            _add_reason(
+                outbound & pl.col("sender").is_not_null() & pl.col("user").is_null(),
+                pl.format("sender '{}' is not a roster address", _shown(pl.col("sender"))),
+            ),
+        )
+        .with_columns(
+            _add_reason(
+                (pl.col("direction") == "inbound")
+                & pl.col("user").is_null()
+                & (pl.col("recipients").list.len() > 0),
+                pl.lit("no recipient is a roster address"),
+            ),
+        )
     )
     return frame.drop("_mail", "sender_user")
 
 
-def check_events(frame: pl.DataFrame, source: Source, roster: Roster, config: Config,
-                 as_of: date) -> pl.DataFrame:
+def check_events(
+    frame: pl.DataFrame, source: Source, roster: Roster, config: Config, as_of: date
+) -> pl.DataFrame:
     """Typed rows with every row-level reason, ``local_date`` and ``raw`` attached."""
     tz = config.site.timezone
     checked = type_and_check(frame, source, tz)
@@ -349,24 +419,38 @@ def check_events(frame: pl.DataFrame, source: Source, roster: Roster, config: Co
         checked = _tie_mail(checked, roster)
     else:
         checked = checked.with_columns(
-            _add_reason(pl.col("user").is_not_null() & ~pl.col("user").is_in(roster.users),
-                        pl.format("unknown user '{}' (not in the roster)", _shown(pl.col("user")))),
+            _add_reason(
+                pl.col("user").is_not_null() & ~pl.col("user").is_in(roster.users),
+                pl.format("unknown user '{}' (not in the roster)", _shown(pl.col("user"))),
+            ),
         )
     event_day = pl.col("timestamp").dt.convert_time_zone(tz).dt.date()
     latest = as_of + timedelta(days=config.quality.future_tolerance_days)
-    checked = checked.with_columns(event_day.alias("_event_day")).with_columns(
-        _add_reason(pl.col("_event_day") > latest,
-                    pl.format("timestamp {} is after the run's as-of day " + latest.isoformat(),
-                              pl.col("_event_day").cast(pl.String))),
-    ).with_columns(
-        _add_reason(pl.col(FILE_DAY).is_not_null() & (pl.col("_event_day") != pl.col(FILE_DAY)),
-                    pl.format("timestamp falls on {}, outside the file's day {}",
-                              pl.col("_event_day").cast(pl.String),
-                              pl.col(FILE_DAY).cast(pl.String))),
+    checked = (
+        checked.with_columns(event_day.alias("_event_day"))
+        .with_columns(
+            _add_reason(
+                pl.col("_event_day") > latest,
+                pl.format(
+                    "timestamp {} is after the run's as-of day " + latest.isoformat(),
+                    pl.col("_event_day").cast(pl.String),
+                ),
+            ),
+        )
+        .with_columns(
+            _add_reason(
+                pl.col(FILE_DAY).is_not_null() & (pl.col("_event_day") != pl.col(FILE_DAY)),
+                pl.format(
+                    "timestamp falls on {}, outside the file's day {}",
+                    pl.col("_event_day").cast(pl.String),
+                    pl.col(FILE_DAY).cast(pl.String),
+                ),
+            ),
+        )
     )
-    return checked.with_columns(
-        pl.coalesce(FILE_DAY, "_event_day").alias("local_date")
-    ).drop("_event_day")
+    return checked.with_columns(pl.coalesce(FILE_DAY, "_event_day").alias("local_date")).drop(
+        "_event_day"
+    )
 
 
 def _select_landing(folder: Path, start: date | None, end: date | None) -> list[Path]:
@@ -399,10 +483,18 @@ class SourceResult:
     outside_window: int
 
 
-def process_source(source: Source, files: Iterable[Path], logs: Path, roster: Roster,
-                   config: Config, as_of: date, gate: QualityGate | None,
-                   start: date | None = None, end: date | None = None,
-                   on_file: Callable[[Path], None] | None = None) -> SourceResult:
+def process_source(
+    source: Source,
+    files: Iterable[Path],
+    logs: Path,
+    roster: Roster,
+    config: Config,
+    as_of: date,
+    gate: QualityGate | None,
+    start: date | None = None,
+    end: date | None = None,
+    on_file: Callable[[Path], None] | None = None,
+) -> SourceResult:
     """Read, check, gate and deduplicate one source's files; nothing is written here."""
     batches: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
@@ -427,8 +519,9 @@ def process_source(source: Source, files: Iterable[Path], logs: Path, roster: Ro
             continue
         warnings.extend(batch.warnings)
         files_per_day[day] = files_per_day.get(day, 0) + 1
-        batches.append(batch.frame.with_columns(pl.lit(rel).alias(FILE),
-                                                pl.lit(day, pl.Date).alias(FILE_DAY)))
+        batches.append(
+            batch.frame.with_columns(pl.lit(rel).alias(FILE), pl.lit(day, pl.Date).alias(FILE_DAY))
+        )
         rejects.append(_reject_rows(batch, source.name, day))
         if on_file:
             on_file(path)
@@ -436,8 +529,14 @@ def process_source(source: Source, files: Iterable[Path], logs: Path, roster: Ro
         # An undated file may hold any day: nothing of this source can be trusted this run.
         return SourceResult(source.name, {}, {}, [], errors, warnings, 0)
 
-    empty = pl.DataFrame(schema={**{c: pl.String for c in source.names}, LINE: pl.Int64,
-                                 FILE: pl.String, FILE_DAY: pl.Date})
+    empty = pl.DataFrame(
+        schema={
+            **{c: pl.String for c in source.names},
+            LINE: pl.Int64,
+            FILE: pl.String,
+            FILE_DAY: pl.Date,
+        }
+    )
     raw = pl.concat(batches, how="vertical") if batches else empty
     checked = check_events(raw, source, roster, config, as_of)
     in_window = _in_window(pl.col("local_date"), start, end) | pl.col("local_date").is_null()
@@ -455,15 +554,20 @@ def process_source(source: Source, files: Iterable[Path], logs: Path, roster: Ro
     quarantine: dict[date | None, pl.DataFrame] = {}
     counts: list[DayCount] = []
     for day in [*days, None]:
-        rows = checked.filter(pl.col("local_date") == day if day else pl.col("local_date").is_null())
+        rows = checked.filter(
+            pl.col("local_date") == day if day else pl.col("local_date").is_null()
+        )
         day_rejects = reject_frame.filter(
-            pl.col("local_date") == day if day else pl.col("local_date").is_null())
+            pl.col("local_date") == day if day else pl.col("local_date").is_null()
+        )
         if day is None and rows.height == 0 and day_rejects.height == 0:
             continue
-        count = DayCount(source.name, day, files=files_per_day.get(day, 0),
-                         read=rows.height + day_rejects.height)
-        result: GateResult | None = gate.validate(source.name, rows) if (
-            gate is not None and rows.height) else None
+        count = DayCount(
+            source.name, day, files=files_per_day.get(day, 0), read=rows.height + day_rejects.height
+        )
+        result: GateResult | None = (
+            gate.validate(source.name, rows) if (gate is not None and rows.height) else None
+        )
         if result is not None and not result.success:
             rows = rows.with_columns(
                 pl.col(REASONS).list.concat(pl.lit([f"quality gate {result.summary}"]))
@@ -471,15 +575,22 @@ def process_source(source: Source, files: Iterable[Path], logs: Path, roster: Ro
         count.gate = result.summary if result is not None else "no rows"
         good = rows.filter(pl.col(REASONS).list.len() == 0)
         bad = rows.filter(pl.col(REASONS).list.len() > 0)
-        deduped = (good.unique(subset=[c.name for c in source.columns], keep="first",
-                               maintain_order=True)
-                   if source.dedup else good)
+        deduped = (
+            good.unique(subset=[c.name for c in source.columns], keep="first", maintain_order=True)
+            if source.dedup
+            else good
+        )
         count.duplicates = good.height - deduped.height
-        stored = deduped.rename({LINE: "source_line"}).select(columns).sort(
-            ["user", "timestamp"], maintain_order=True) if deduped.height else deduped.rename(
-            {LINE: "source_line"}).select(columns)
-        q = pl.concat([_quarantine_rows(bad, source.name), day_rejects]).sort("source_file",
-                                                                              "source_line")
+        stored = (
+            deduped.rename({LINE: "source_line"})
+            .select(columns)
+            .sort(["user", "timestamp"], maintain_order=True)
+            if deduped.height
+            else deduped.rename({LINE: "source_line"}).select(columns)
+        )
+        q = pl.concat([_quarantine_rows(bad, source.name), day_rejects]).sort(
+            "source_file", "source_line"
+        )
         count.stored = stored.height
         count.quarantined = q.height
         if not count.reconciles:  # pragma: no cover - a bug, never bad input
@@ -496,24 +607,36 @@ def discover(logs: Path) -> dict[str, Path]:
     return {name: logs / name for name in EVENT_SOURCES if (logs / name).is_dir()}
 
 
-def ingest(logs: Path, store: EventStore | None, config: Config, as_of: date,
-           start: date | None = None, end: date | None = None,
-           gate: QualityGate | None = None,
-           on_file: Callable[[Path], None] | None = None,
-           on_plan: Callable[[int], None] | None = None) -> IngestReport:
+def ingest(
+    logs: Path,
+    store: EventStore | None,
+    config: Config,
+    as_of: date,
+    start: date | None = None,
+    end: date | None = None,
+    gate: QualityGate | None = None,
+    on_file: Callable[[Path], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> IngestReport:
     """Ingest ``logs`` into ``store``; with ``store=None`` check only and write nothing."""
     report = IngestReport()
     roster = load_roster(logs, config)
     report.warnings.extend(roster.warnings)
-    roster_count = DayCount("hr", None, files=1, read=roster.read, stored=roster.frame.height,
-                            quarantined=roster.quarantine.height, gate="row checks")
+    roster_count = DayCount(
+        "hr",
+        None,
+        files=1,
+        read=roster.read,
+        stored=roster.frame.height,
+        quarantined=roster.quarantine.height,
+        gate="row checks",
+    )
     report.counts.append(roster_count)
     plan = {name: _select_landing(folder, start, end) for name, folder in discover(logs).items()}
     if on_plan:
         on_plan(sum(len(f) for f in plan.values()))
     results = [
-        process_source(SOURCES[name], files, logs, roster, config, as_of, gate, start, end,
-                       on_file)
+        process_source(SOURCES[name], files, logs, roster, config, as_of, gate, start, end, on_file)
         for name, files in plan.items()
     ]
     for result in results:

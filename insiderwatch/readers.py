@@ -16,7 +16,6 @@ two, the minority lines are rejected with a reason rather than turned into mojib
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import re
@@ -84,8 +83,12 @@ def is_landing_file(path: Path) -> bool:
     return path.is_file() and path.name.endswith(SUFFIXES) and not path.name.startswith(".")
 
 
-def read_landing_file(path: Path, rel: str, expected: tuple[str, ...], required: tuple[str, ...],
-                      ) -> RawBatch:
+def read_landing_file(
+    path: Path,
+    rel: str,
+    expected: tuple[str, ...],
+    required: tuple[str, ...],
+) -> RawBatch:
     """Read one landing file of any supported format into a :class:`RawBatch`."""
     name = path.name
     if name.endswith(".parquet"):
@@ -117,8 +120,9 @@ def _gunzip(data: bytes, rel: str) -> bytes:
         raise FileError(rel, done.count(b"\n") + 1, f"corrupt gzip data ({exc})") from exc
     if not decomp.eof:
         done = out.getvalue()
-        raise FileError(rel, done.count(b"\n") + 1,
-                        "truncated gzip: the stream ends before its end marker")
+        raise FileError(
+            rel, done.count(b"\n") + 1, "truncated gzip: the stream ends before its end marker"
+        )
     return out.getvalue()
 
 
@@ -135,7 +139,7 @@ class _Decoded:
 
 def _decode(data: bytes) -> _Decoded:
     if data.startswith(_BOM):
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
         try:
             return _Decoded(data.decode("utf-8"), "utf-8-sig")
         except UnicodeDecodeError:
@@ -171,7 +175,7 @@ def _decode_by_line(data: bytes, encoding: str) -> _Decoded:
         try:
             text = raw.decode(encoding)
             if encoding == "cp932" and not raw.isascii() and _decodes(raw, "utf-8"):
-                bad[number] = f"line is UTF-8 in a CP932 file (mixed encodings)"
+                bad[number] = "line is UTF-8 in a CP932 file (mixed encodings)"
         except UnicodeDecodeError:
             text = raw.decode(encoding, errors="replace")
             if _decodes(raw, "utf-8" if encoding == "cp932" else "cp932"):
@@ -214,8 +218,7 @@ def _csv_fast(text: str, rel: str) -> pl.DataFrame | None:
     header = _header_fields(text, rel)
     payload = text.encode("utf-8")
     try:
-        frame = pl.read_csv(payload, infer_schema=False, has_header=True,
-                            raise_if_empty=True)
+        frame = pl.read_csv(payload, infer_schema=False, has_header=True, raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
         return None
     if frame.width != len(header):
@@ -236,8 +239,9 @@ def _csv_fast(text: str, rel: str) -> pl.DataFrame | None:
     physical = text.count("\n") + (0 if text.endswith("\n") else 1)
     if physical != 1 + body_lines:
         return None  # blank lines or stray breaks: let the exact reader account for them
-    starts = (embedded_newlines.cum_sum() - embedded_newlines + pl.int_range(
-        frame.height, eager=True) + 2).cast(pl.Int64)
+    starts = (
+        embedded_newlines.cum_sum() - embedded_newlines + pl.int_range(frame.height, eager=True) + 2
+    ).cast(pl.Int64)
     return frame.with_columns(starts.alias(LINE))
 
 
@@ -265,7 +269,7 @@ def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: s
             start = end + 1
             continue
         span_bad = [bad_lines[n] for n in range(start, end + 1) if n in bad_lines]
-        raw = "\n".join(lines[start - 1:end]).rstrip("\r")
+        raw = "\n".join(lines[start - 1 : end]).rstrip("\r")
         if span_bad:
             rejects.append(Reject(start, raw, span_bad[0]))
         elif len(record) != width:
@@ -275,8 +279,9 @@ def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: s
                 column.append(value)
             starts.append(start)
         start = end + 1
-    data = {h: pl.Series(values, dtype=pl.String) for h, values in zip(header, columns,
-                                                                         strict=True)}
+    data = {
+        h: pl.Series(values, dtype=pl.String) for h, values in zip(header, columns, strict=True)
+    }
     frame = pl.DataFrame(data).with_columns(
         pl.Series(LINE, starts, dtype=pl.Int64),
         # csv gives "" for an empty field; polars' reader gives null. Make both agree.
@@ -345,7 +350,9 @@ def _read_parquet(path: Path, rel: str) -> RawBatch:
         column = pl.col(name)
         if isinstance(dtype, pl.Datetime):
             if dtype.time_zone is not None:
-                column = column.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
+                column = column.dt.convert_time_zone("UTC").dt.strftime(
+                    "%Y-%m-%dT%H:%M:%S%.f+00:00"
+                )
             else:
                 column = column.dt.strftime("%Y-%m-%dT%H:%M:%S%.f")
         elif isinstance(dtype, pl.List):
@@ -364,8 +371,11 @@ def _read_parquet(path: Path, rel: str) -> RawBatch:
 # --- header checks ---------------------------------------------------------------------------
 
 
-def _check_columns(batch: RawBatch, expected: tuple[str, ...], required: tuple[str, ...],
-                   ) -> RawBatch:
+def _check_columns(
+    batch: RawBatch,
+    expected: tuple[str, ...],
+    required: tuple[str, ...],
+) -> RawBatch:
     present = [c for c in batch.frame.columns if c != LINE]
     seen = set(present)
     missing = [c for c in required if c not in seen]

@@ -42,8 +42,9 @@ class EventStore:
     def roster_path(self) -> Path:
         return self.root / "hr" / "employees.parquet"
 
-    def write_partition(self, area: str, source: str, day: date | None,
-                        frame: pl.DataFrame) -> Path:
+    def write_partition(
+        self, area: str, source: str, day: date | None, frame: pl.DataFrame
+    ) -> Path:
         target = self.partition(area, source, day)
         write_atomic(frame, target)
         return target
@@ -54,8 +55,9 @@ class EventStore:
     def roster(self) -> pl.DataFrame:
         return pl.read_parquet(self.roster_path())
 
-    def scan(self, source: str, start: date | None = None, end: date | None = None,
-             area: str = "events") -> pl.LazyFrame:
+    def scan(
+        self, source: str, start: date | None = None, end: date | None = None, area: str = "events"
+    ) -> pl.LazyFrame:
         """Lazy scan of one source, pruned to the partitions between start and end."""
         base = self.root / area / source
         files = sorted(base.glob(f"date=*/{PART}"))

@@ -72,8 +72,9 @@ CLASSIFICATION_ALIASES: dict[str, str] = {
 
 MAX_FIELD_CHARS = 65_536
 
-_TS = Column("timestamp", "timestamp", True, "ISO-8601; no offset means the site time zone",
-             nullable=False)
+_TS = Column(
+    "timestamp", "timestamp", True, "ISO-8601; no offset means the site time zone", nullable=False
+)
 _USER = Column("user", "str", True, "roster user id", nullable=False, max_chars=64)
 _HOST = Column("host", "str", True, "workstation or server name", max_chars=255)
 
@@ -84,19 +85,35 @@ HR = Source(
     dedup=False,
     columns=(
         _USER,
-        Column("name", "str", True, "display name (Japanese or Latin)", nullable=False,
-               max_chars=255),
+        Column(
+            "name", "str", True, "display name (Japanese or Latin)", nullable=False, max_chars=255
+        ),
         Column("email", "str", True, "work mail address", nullable=False, max_chars=320),
         Column("department", "str", True, "department name", nullable=False, max_chars=255),
-        Column("role", "str", True, "job role (peer group with department)", nullable=False,
-               max_chars=255),
-        Column("supervisor", "str", True, "user id of the line supervisor; empty at the top",
-               max_chars=64),
+        Column(
+            "role",
+            "str",
+            True,
+            "job role (peer group with department)",
+            nullable=False,
+            max_chars=255,
+        ),
+        Column(
+            "supervisor",
+            "str",
+            True,
+            "user id of the line supervisor; empty at the top",
+            max_chars=64,
+        ),
         Column("hire_date", "date", True, "YYYY-MM-DD", nullable=False),
         Column("notice_date", "date", False, "day the resignation was given; empty if none"),
         Column("last_day", "date", False, "last working day; empty if none"),
-        Column("priority", "bool", False,
-               "on the short list of people who know a whole process (METI item 13)"),
+        Column(
+            "priority",
+            "bool",
+            False,
+            "on the short list of people who know a whole process (METI item 13)",
+        ),
         Column("personal_emails", "list", False, "known private addresses, ';'-separated"),
     ),
 )
@@ -105,9 +122,12 @@ LOGON = Source(
     name="logon",
     description="Logons and logoffs",
     columns=(
-        _TS, _USER, _HOST,
-        Column("activity", "enum", True, "logon or logoff", nullable=False,
-               allowed=("logon", "logoff")),
+        _TS,
+        _USER,
+        _HOST,
+        Column(
+            "activity", "enum", True, "logon or logoff", nullable=False, allowed=("logon", "logoff")
+        ),
         Column("remote", "bool", False, "true when over VPN or remote desktop from outside"),
     ),
 )
@@ -116,20 +136,46 @@ FILE_ACCESS = Source(
     name="file_access",
     description="File operations on endpoints, shares and cloud storage",
     columns=(
-        _TS, _USER, _HOST,
-        Column("action", "enum", True, "what was done to the file", nullable=False,
-               allowed=("open", "read", "write", "copy", "move", "rename", "delete", "download",
-                        "upload")),
-        Column("path", "str", True, "full path or URL of the file", nullable=False,
-               max_chars=4096),
+        _TS,
+        _USER,
+        _HOST,
+        Column(
+            "action",
+            "enum",
+            True,
+            "what was done to the file",
+            nullable=False,
+            allowed=(
+                "open",
+                "read",
+                "write",
+                "copy",
+                "move",
+                "rename",
+                "delete",
+                "download",
+                "upload",
+            ),
+        ),
+        Column("path", "str", True, "full path or URL of the file", nullable=False, max_chars=4096),
         Column("bytes", "int", False, "bytes moved", minimum=0),
-        Column("destination", "enum", False, "where the data went",
-               allowed=("local", "share", "removable", "cloud", "email", "unknown")),
-        Column("system", "str", False, "business system or share the file belongs to",
-               max_chars=255),
-        Column("classification", "classification", False,
-               "top_secret, secret, internal, public or 極秘 / 秘 / 社外秘 / 公開",
-               allowed=CLASSIFICATIONS),
+        Column(
+            "destination",
+            "enum",
+            False,
+            "where the data went",
+            allowed=("local", "share", "removable", "cloud", "email", "unknown"),
+        ),
+        Column(
+            "system", "str", False, "business system or share the file belongs to", max_chars=255
+        ),
+        Column(
+            "classification",
+            "classification",
+            False,
+            "top_secret, secret, internal, public or 極秘 / 秘 / 社外秘 / 公開",
+            allowed=CLASSIFICATIONS,
+        ),
     ),
 )
 
@@ -137,7 +183,8 @@ PRINT = Source(
     name="print",
     description="Print jobs",
     columns=(
-        _TS, _USER,
+        _TS,
+        _USER,
         Column("printer", "str", True, "printer name", nullable=False, max_chars=255),
         Column("document", "str", True, "document name", max_chars=4096),
         Column("pages", "int", True, "pages per copy", nullable=False, minimum=0),
@@ -152,8 +199,14 @@ MAIL = Source(
     user_column=None,
     columns=(
         _TS,
-        Column("direction", "enum", True, "outbound or inbound", nullable=False,
-               allowed=("outbound", "inbound")),
+        Column(
+            "direction",
+            "enum",
+            True,
+            "outbound or inbound",
+            nullable=False,
+            allowed=("outbound", "inbound"),
+        ),
         Column("sender", "str", True, "sender address", nullable=False, max_chars=320),
         Column("recipients", "list", True, "';'-separated addresses", nullable=False),
         Column("cc", "list", False, "';'-separated addresses"),
@@ -163,8 +216,13 @@ MAIL = Source(
         Column("attachment_names", "list", False, "';'-separated file names"),
         Column("attachment_bytes", "int", False, "total attachment size", minimum=0),
         Column("size_bytes", "int", False, "message size", minimum=0),
-        Column("body", "str", False, "body text; scanned, never copied into reports",
-               max_chars=MAX_FIELD_CHARS),
+        Column(
+            "body",
+            "str",
+            False,
+            "body text; scanned, never copied into reports",
+            max_chars=MAX_FIELD_CHARS,
+        ),
     ),
 )
 
@@ -172,10 +230,18 @@ WEB = Source(
     name="web",
     description="Web proxy log",
     columns=(
-        _TS, _USER, _HOST,
+        _TS,
+        _USER,
+        _HOST,
         Column("url", "str", True, "requested URL", nullable=False, max_chars=8192),
-        Column("action", "enum", True, "visit, download or upload", nullable=False,
-               allowed=("visit", "download", "upload")),
+        Column(
+            "action",
+            "enum",
+            True,
+            "visit, download or upload",
+            nullable=False,
+            allowed=("visit", "download", "upload"),
+        ),
         Column("bytes_out", "int", False, "bytes sent by the user", minimum=0),
     ),
 )
@@ -184,9 +250,17 @@ DEVICE = Source(
     name="device",
     description="Removable devices connected and disconnected",
     columns=(
-        _TS, _USER, _HOST,
-        Column("activity", "enum", True, "connect or disconnect", nullable=False,
-               allowed=("connect", "disconnect")),
+        _TS,
+        _USER,
+        _HOST,
+        Column(
+            "activity",
+            "enum",
+            True,
+            "connect or disconnect",
+            nullable=False,
+            allowed=("connect", "disconnect"),
+        ),
         Column("device_class", "str", False, "usb_storage, phone, optical, …", max_chars=255),
     ),
 )

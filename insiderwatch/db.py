@@ -1,0 +1,128 @@
+"""The SQL side of the store: run records (and, later, alerts and findings).
+
+DuckDB file by default; the same statements run on PostgreSQL when given a ``postgresql://``
+URL. Statements are written with ``?`` placeholders and translated for psycopg.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        status TEXT NOT NULL,
+        params TEXT,
+        summary TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS ingest_counts (
+        run_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        day DATE,
+        files INTEGER NOT NULL,
+        rows_read BIGINT NOT NULL,
+        stored BIGINT NOT NULL,
+        quarantined BIGINT NOT NULL,
+        duplicates BIGINT NOT NULL,
+        gate TEXT
+    )""",
+)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith(("postgresql://", "postgres://")):
+            import psycopg
+
+            self._conn = psycopg.connect(url, autocommit=True)
+            self._pg = True
+        else:
+            import duckdb
+
+            path = url.removeprefix("duckdb:///").removeprefix("duckdb://")
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = duckdb.connect(path)
+            self._pg = False
+        for statement in SCHEMA:
+            self.execute(statement)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._pg else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._pg:
+            with self._conn.cursor() as cur:
+                cur.execute(self._sql(sql), params)
+        else:
+            self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        if self._pg:
+            with self._conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+        else:
+            self._conn.executemany(sql, rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._pg:
+            with self._conn.cursor() as cur:
+                cur.execute(self._sql(sql), params)
+                return list(cur.fetchall())
+        return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def start_run(
+        self, run_id: str, kind: str, started_at: datetime, params: dict[str, Any]
+    ) -> None:
+        self.execute(
+            "INSERT INTO runs (run_id, kind, started_at, status, params) "
+            "VALUES (?, ?, ?, 'running', ?)",
+            (run_id, kind, started_at, json.dumps(params, default=str)),
+        )
+
+    def finish_run(
+        self, run_id: str, finished_at: datetime, status: str, summary: dict[str, Any]
+    ) -> None:
+        self.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+            (finished_at, status, json.dumps(summary, default=str, ensure_ascii=False), run_id),
+        )
+
+    def record_counts(self, run_id: str, counts: Iterable[Any]) -> None:
+        self.executemany(
+            "INSERT INTO ingest_counts (run_id, source, day, files, rows_read, stored, "
+            "quarantined, duplicates, gate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    c.source,
+                    c.day,
+                    c.files,
+                    c.read,
+                    c.stored,
+                    c.quarantined,
+                    c.duplicates,
+                    c.gate,
+                )
+                for c in counts
+            ],
+        )
+
+
+def default_url(store_root: Path) -> str:
+    return str(Path(store_root) / "alerts.duckdb")
