@@ -45,4 +45,4 @@ def workday_expr(day: pl.Expr, site: SiteConfig, start: date, end: date) -> pl.E
     ``start``/``end`` bound the holiday list that is embedded in the expression.
     """
     closed = holidays_between(site, start - timedelta(days=1), end + timedelta(days=1))
-    return (day.dt.weekday() <= 5) & ~day.is_in(pl.Series(closed, dtype=pl.Date))
+    return (day.dt.weekday() <= 5) & ~day.is_in(pl.Series(closed, dtype=pl.Date).implode())

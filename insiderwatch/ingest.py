@@ -420,7 +420,7 @@ def check_events(
     else:
         checked = checked.with_columns(
             _add_reason(
-                pl.col("user").is_not_null() & ~pl.col("user").is_in(roster.users),
+                pl.col("user").is_not_null() & ~pl.col("user").is_in(roster.users.implode()),
                 pl.format("unknown user '{}' (not in the roster)", _shown(pl.col("user"))),
             ),
         )
@@ -541,7 +541,7 @@ def process_source(
     checked = check_events(raw, source, roster, config, as_of)
     in_window = _in_window(pl.col("local_date"), start, end) | pl.col("local_date").is_null()
     outside = checked.filter(~in_window).height
-    checked = checked.filter(in_window & ~pl.col("local_date").is_in(failed_days))
+    checked = checked.filter(in_window & ~pl.col("local_date").is_in(pl.Series(sorted(failed_days), dtype=pl.Date).implode()))
     reject_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
     days = sorted(

@@ -224,6 +224,8 @@ def _csv_fast(text: str, rel: str) -> pl.DataFrame | None:
     if frame.width != len(header):
         return None
     frame.columns = header
+    if frame.height == 0:
+        return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(LINE))
     values = [pl.col(c).fill_null("") for c in frame.columns]
     counts = frame.select(
         commas=pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum(),

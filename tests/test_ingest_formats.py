@@ -1,0 +1,187 @@
+"""Every input format and encoding lands as the same canonical rows."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+
+from insiderwatch import store as store_module
+from tests.conftest import FILE_HEADER, assert_reconciles, csv_text, stored
+
+ROWS = [
+    # naive local time, Japanese label, a comma inside quotes, a newline inside quotes
+    ('2024-04-01 09:00:00', "u1", "PC-1", "read", '"\\\\fs01\\rnd\\設計図, 第2版.dwg"', "2048",
+     "share", "cad-vault", "極秘"),
+    ("2024-04-01T10:30:00+09:00", "u2", "PC-2", "COPY", '"\\\\fs01\\sales\\見積\nメモ.xlsx"', "10",
+     "removable", "", "マル秘"),
+    ("2024-04-01T02:00:00Z", "u3", "PC-3", "upload", "\\\\fs01\\rnd\\plan.pptx", "",
+     "cloud", "plm", "社外秘"),
+    ("2024-04-01 12:00:00.250", "u1", "PC-1", "open", "\\\\fs01\\pub\\news.pdf", "0",
+     "local", "", "公開"),
+]
+EXPECTED_UTC = [
+    datetime(2024, 4, 1, 0, 0, tzinfo=UTC),
+    datetime(2024, 4, 1, 1, 30, tzinfo=UTC),
+    datetime(2024, 4, 1, 2, 0, tzinfo=UTC),
+    datetime(2024, 4, 1, 3, 0, 0, 250_000, tzinfo=UTC),
+]
+EXPECTED_LEVELS = ["top_secret", "secret", "internal", "public"]
+
+
+def canonical_csv() -> str:
+    return csv_text(FILE_HEADER, [",".join(r) for r in ROWS])
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if value.startswith('"') else value
+
+
+def as_records() -> list[dict[str, object]]:
+    names = FILE_HEADER.split(",")
+    return [dict(zip(names, (_unquote(v) for v in row), strict=True)) for row in ROWS]
+
+
+def check_canonical(store) -> None:
+    events = stored(store, "file_access").sort("timestamp")
+    assert events["timestamp"].to_list() == EXPECTED_UTC
+    assert events["classification"].to_list() == EXPECTED_LEVELS
+    assert events["local_date"].unique().to_list() == [date(2024, 4, 1)]
+    assert events["action"].to_list() == ["read", "copy", "upload", "open"]
+    assert events["bytes"].to_list() == [2048, 10, None, 0]
+    assert "設計図, 第2版.dwg" in events["path"][0]
+    assert "見積\nメモ" in events["path"][1]
+
+
+def test_csv_utf8(landing, run_ingest) -> None:
+    report, store = run_ingest(landing({"file_access/2024-04-01.csv": canonical_csv()}))
+    assert report.errors == [] and report.count("file_access", date(2024, 4, 1)).stored == 4
+    check_canonical(store)
+    # Lines are physical lines: the second record spans two, so the third starts on line 5.
+    assert stored(store, "file_access").sort("timestamp")["source_line"].to_list() == [2, 3, 5, 6]
+
+
+def test_csv_utf8_with_bom(landing, run_ingest) -> None:
+    data = b"\xef\xbb\xbf" + canonical_csv().encode("utf-8")
+    report, store = run_ingest(landing({"file_access/2024-04-01.csv": data}))
+    assert report.errors == []
+    check_canonical(store)
+
+
+def test_csv_cp932(landing, run_ingest) -> None:
+    data = canonical_csv().encode("cp932")
+    report, store = run_ingest(landing({"file_access/2024-04-01.csv": data}))
+    assert report.errors == []
+    check_canonical(store)
+
+
+def test_csv_gz(landing, run_ingest) -> None:
+    data = gzip.compress(canonical_csv().encode("utf-8"))
+    report, store = run_ingest(landing({"file_access/2024-04-01.csv.gz": data}))
+    assert report.errors == []
+    check_canonical(store)
+
+
+def test_cp932_csv_gz_with_crlf(landing, run_ingest) -> None:
+    data = gzip.compress(canonical_csv().replace("\n", "\r\n").encode("cp932"))
+    report, store = run_ingest(landing({"file_access/2024-04-01.csv.gz": data}))
+    assert report.errors == []
+    events = stored(store, "file_access")
+    assert events.height == 4
+    assert not events["path"].str.ends_with("\r").any()
+
+
+def test_jsonl(landing, run_ingest) -> None:
+    lines = []
+    for record in as_records():
+        record = dict(record)
+        if record["bytes"]:
+            record["bytes"] = int(record["bytes"])  # JSON numbers are accepted as well as text
+        lines.append(json.dumps(record, ensure_ascii=False))
+    report, store = run_ingest(landing({"file_access/2024-04-01.jsonl": "\n".join(lines) + "\n"}))
+    assert report.errors == []
+    check_canonical(store)
+
+
+def test_parquet(landing, run_ingest, tmp_path) -> None:
+    frame = pl.DataFrame(as_records()).with_columns(
+        pl.col("bytes").replace("", None).cast(pl.Int64))
+    path = tmp_path / "fa.parquet"
+    frame.write_parquet(path)
+    report, store = run_ingest(landing({"file_access/2024-04-01.parquet": path.read_bytes()}))
+    assert report.errors == []
+    check_canonical(store)
+
+
+def test_files_without_a_day_in_the_name_are_split_by_local_day(landing, run_ingest) -> None:
+    rows = ["2024-04-01 23:59:59,u1,PC,logon,false", "2024-04-02T00:00:01+09:00,u1,PC,logoff,",
+            "2024-04-01T15:30:00Z,u2,PC,logon,true"]
+    report, store = run_ingest(landing({"logon/export.csv": csv_text(
+        "timestamp,user,host,activity,remote", rows)}))
+    assert report.errors == []
+    assert report.count("logon", date(2024, 4, 1)).stored == 1
+    assert report.count("logon", date(2024, 4, 2)).stored == 2  # 15:30Z is 00:30 in Tokyo
+
+
+def test_mail_is_tied_through_work_and_personal_addresses(landing, run_ingest) -> None:
+    header = "timestamp,direction,sender,recipients,cc,subject,attachments"
+    rows = [
+        "2024-04-01 10:00,outbound,Taro.Yamada@corp.example,taro_y@gmail.com,,設計図,1",
+        "2024-04-01 10:05,inbound,hs@icloud.com,x@client.jp;HANAKO.SATO@corp.example,"
+        "emily.carter@corp.example,fwd,0",
+        "2024-04-01 10:10,inbound,scout@bizreach.jp,emily.carter@corp.example,,スカウト,0",
+    ]
+    report, store = run_ingest(landing({"mail/2024-04-01.csv": csv_text(header, rows)}))
+    assert report.errors == []
+    mail = stored(store, "mail").sort("source_line")
+    assert mail["user"].to_list() == ["u1", "u3", "u2"]
+    assert mail["recipient_users"].to_list() == [["u1"], ["u3", "u2"], ["u2"]]
+    assert mail["recipients"][1].to_list() == ["x@client.jp", "HANAKO.SATO@corp.example"]
+
+
+def test_reingesting_a_day_replaces_its_partition(landing, run_ingest) -> None:
+    logs = landing({"file_access/2024-04-01.csv": canonical_csv()})
+    report1, store = run_ingest(logs)
+    before = stored(store, "file_access")
+    report2, store = run_ingest(logs)
+    assert stored(store, "file_access").equals(before)
+    assert report1.totals() == report2.totals()
+    # A corrected file replaces the day; nothing of the old version remains.
+    (logs / "file_access/2024-04-01.csv").write_text(
+        csv_text(FILE_HEADER, [",".join(ROWS[3])]), encoding="utf-8")
+    report3, store = run_ingest(logs)
+    assert stored(store, "file_access").height == 1
+    assert_reconciles(report3, store)
+
+
+def test_a_crash_while_writing_leaves_the_old_partition_whole(landing, run_ingest,
+                                                              monkeypatch) -> None:
+    logs = landing({"file_access/2024-04-01.csv": canonical_csv()})
+    _, store = run_ingest(logs)
+    before = stored(store, "file_access")
+
+    def crash(self, path, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", crash)
+    with pytest.raises(OSError, match="disk full"):
+        run_ingest(logs)
+    monkeypatch.undo()
+    assert stored(store, "file_access").equals(before)
+    partition = store.partition("events", "file_access", date(2024, 4, 1)).parent
+    assert [p.name for p in partition.iterdir()] == [store_module.PART]
+
+
+def test_validate_mode_writes_nothing(landing, gate, tmp_path) -> None:
+    from insiderwatch.config import load_config
+    from insiderwatch.ingest import ingest
+
+    logs = landing({"file_access/2024-04-01.csv": canonical_csv()})
+    report = ingest(logs, None, load_config(), date(2024, 4, 30), gate=gate)
+    assert report.count("file_access", date(2024, 4, 1)).stored == 4
+    assert not (tmp_path / "store").exists()
