@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from insiderwatch.calendar import is_workday, workday_expr
+from insiderwatch.config import ConfigError, load_config
+from insiderwatch.ingest import parse_timestamp
+
+
+def test_unknown_config_key_fails_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("[site]\ntimezon = 'Asia/Tokyo'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"site\.timezon: Extra inputs are not permitted"):
+        load_config(path)
+
+
+def test_wrong_config_type_fails_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("[quality]\nfuture_tolerance_days = 'soon'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"quality\.future_tolerance_days"):
+        load_config(path)
+
+
+def test_unknown_time_zone_fails(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("[site]\ntimezone = 'Mars/Olympus'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
+        load_config(path)
+
+
+def test_site_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text("[lists]\ncode_names = ['SAKURA']\n", encoding="utf-8")
+    config = load_config(path)
+    assert config.lists.code_names == ("SAKURA",)
+    assert "gmail.com" in config.lists.free_mail_domains
+
+
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 12, 31))
+zones = st.sampled_from(["Asia/Tokyo", "UTC", "Europe/Berlin", "America/New_York"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(moments, zones, st.booleans(), st.integers(min_value=-12 * 60, max_value=14 * 60))
+def test_parse_timestamp_matches_python(moment: datetime, zone: str, with_offset: bool,
+                                        offset_minutes: int) -> None:
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if with_offset:
+        sign = "+" if offset_minutes >= 0 else "-"
+        hh, mm = divmod(abs(offset_minutes), 60)
+        text = moment.isoformat(timespec="milliseconds") + f"{sign}{hh:02d}:{mm:02d}"
+        expected = datetime.fromisoformat(text).astimezone(UTC)
+    else:
+        text = moment.isoformat(sep=" ", timespec="seconds")
+        local = moment.replace(microsecond=0, tzinfo=ZoneInfo(zone))
+        if local.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != \
+                moment.replace(microsecond=0):
+            return  # a wall-clock time skipped by a DST change has no instant
+        expected = local.astimezone(UTC)
+    got = pl.select(parse_timestamp(pl.lit(text), zone)).item()
+    if not with_offset and ZoneInfo(zone).utcoffset(moment) != ZoneInfo(zone).utcoffset(
+            moment + timedelta(hours=1)):
+        return  # ambiguous hours near a change are resolved to the earlier instant
+    assert got == expected
+
+
+@settings(deadline=None)
+@given(st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31)))
+def test_workday_expression_agrees_with_python(day: date) -> None:
+    site = load_config().site
+    got = pl.select(workday_expr(pl.lit(day), site, day, day)).item()
+    assert got == is_workday(day, site)
+
+
+def test_japanese_holidays_and_year_end_are_not_workdays() -> None:
+    site = load_config().site
+    assert not is_workday(date(2024, 4, 29), site)  # 昭和の日
+    assert not is_workday(date(2024, 12, 30), site)  # year-end closure (config)
+    assert not is_workday(date(2024, 4, 6), site)  # Saturday
+    assert is_workday(date(2024, 4, 30), site)

@@ -1,0 +1,76 @@
+"""The Great Expectations suites: committed, in step with the schema, passing on the sample logs
+and failing on a broken copy of them."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from insiderwatch.config import config_for_logs
+from insiderwatch.ingest import discover, load_roster, process_source
+from insiderwatch.quality import SUITE_DIR, build_suites
+from schemas.canonical import EVENT_SOURCES, SOURCES
+from tests.conftest import SAMPLE_LOGS
+
+AS_OF = date(2026, 1, 1)
+
+
+def test_committed_suites_match_the_canonical_schema() -> None:
+    expected = build_suites()
+    committed = {p.name: p.read_text(encoding="utf-8") for p in SUITE_DIR.glob("*.json")}
+    assert committed == expected, "run `insiderwatch schemas write-suites` and commit the result"
+
+
+def _gate_days(logs: Path, source: str, gate, files=None):
+    config = config_for_logs(logs)
+    roster = load_roster(logs, config)
+    chosen = files if files is not None else sorted(discover(logs)[source].glob("*.csv.gz"))
+    return process_source(SOURCES[source], chosen, logs, roster, config, AS_OF, gate).counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", EVENT_SOURCES)
+def test_each_suite_passes_on_every_sample_day(source: str, gate) -> None:
+    counts = _gate_days(SAMPLE_LOGS, source, gate)
+    assert counts, f"no sample days for {source}"
+    failed = [(c.day, c.gate) for c in counts if not c.gate.startswith("passed")]
+    assert failed == []
+    assert sum(c.quarantined for c in counts) == 0
+
+
+BREAKAGE = {
+    # source: (column, broken value) — a vendor change that shifts or renames values
+    "logon": ("activity", "LOGIN_SUCCESS"),
+    "file_access": ("action", "FileAccessed"),
+    "print": ("pages", "-1"),
+    "mail": ("direction", "sent"),
+    "web": ("action", "GET"),
+    "device": ("activity", "plugged"),
+}
+
+
+@pytest.mark.parametrize("source", EVENT_SOURCES)
+def test_each_suite_fails_on_a_broken_copy(source: str, gate, tmp_path) -> None:
+    logs = tmp_path / "broken"
+    (logs / "hr").mkdir(parents=True)
+    shutil.copy(SAMPLE_LOGS / "hr" / "employees.csv", logs / "hr" / "employees.csv")
+    original = sorted((SAMPLE_LOGS / source).glob("*.csv.gz"))[5]
+    frame = pl.read_csv(gzip.decompress(original.read_bytes()), infer_schema=False)
+    column, value = BREAKAGE[source]
+    # Break one row in five: far past what the suites tolerate.
+    broken = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(pl.lit(value)).otherwise(pl.col(column))
+        .alias(column))
+    (logs / source).mkdir()
+    target = logs / source / original.name.removesuffix(".gz")
+    broken.write_csv(target)
+    counts = _gate_days(logs, source, gate, [target])
+    assert len(counts) == 1
+    assert counts[0].gate.startswith("failed: ")
+    assert column in counts[0].gate
+    assert counts[0].stored == 0 and counts[0].quarantined == frame.height
