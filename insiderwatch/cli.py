@@ -83,6 +83,14 @@ def schemas_write_suites() -> None:
         console.print(f"wrote {path.relative_to(REPO_ROOT)}")
 
 
+@schemas_app.command("write-docs")
+def schemas_write_docs() -> None:
+    """Regenerate schemas/README.md from the canonical schema."""
+    from schemas.docs import write_docs
+
+    console.print(f"wrote {write_docs().relative_to(REPO_ROOT)}")
+
+
 def _run_ingest(
     logs: Path,
     store_root: Path | None,

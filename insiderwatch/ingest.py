@@ -541,7 +541,8 @@ def process_source(
     checked = check_events(raw, source, roster, config, as_of)
     in_window = _in_window(pl.col("local_date"), start, end) | pl.col("local_date").is_null()
     outside = checked.filter(~in_window).height
-    checked = checked.filter(in_window & ~pl.col("local_date").is_in(pl.Series(sorted(failed_days), dtype=pl.Date).implode()))
+    failed = pl.Series(sorted(failed_days), dtype=pl.Date).implode()
+    checked = checked.filter(in_window & ~pl.col("local_date").is_in(failed))
     reject_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=QUARANTINE_SCHEMA)
 
     days = sorted(

@@ -270,7 +270,7 @@ EVENT_SOURCES: tuple[str, ...] = ("logon", "file_access", "print", "mail", "web"
 
 # Columns the store adds to every event row, after the canonical ones.
 STORE_COLUMNS: dict[str, str] = {
-    "ts_utc": "event time in UTC",
+    "timestamp": "stored as a UTC instant (microseconds)",
     "local_date": "calendar day in the site time zone",
     "source_file": "landing file the row came from, relative to the landing folder",
     "source_line": "line of the record in that file (1 = header line for CSV)",

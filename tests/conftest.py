@@ -16,10 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_LOGS = REPO / "sample_logs"
 AS_OF = date(2024, 4, 30)
 
-ROSTER = """user,name,email,department,role,supervisor,hire_date,notice_date,last_day,priority,personal_emails
+ROSTER = """\
+user,name,email,department,role,supervisor,hire_date,notice_date,last_day,priority,personal_emails
 u1,山田 太郎,taro.yamada@corp.example,研究開発部,engineer,u3,2019-04-01,,,false,taro_y@gmail.com
 u2,Emily Carter,emily.carter@corp.example,営業部,sales,u3,2020-10-01,2024-04-10,2024-04-26,false,
-u3,佐藤 花子,hanako.sato@corp.example,研究開発部,manager,,2010-04-01,,,true,hanako.s@yahoo.co.jp;hs@icloud.com
+u3,佐藤 花子,hanako.sato@corp.example,研究開発部,manager,,2010-04-01,,,true,\
+hanako.s@yahoo.co.jp;hs@icloud.com
 """
 
 LOGON_HEADER = "timestamp,user,host,activity,remote"
@@ -28,13 +30,18 @@ FILE_HEADER = "timestamp,user,host,action,path,bytes,destination,system,classifi
 
 def logon_rows(n: int, day: str = "2024-04-01") -> list[str]:
     """n distinct, valid logon rows on ``day`` (naive local timestamps)."""
-    return [f"{day} {8 + i // 60:02d}:{i % 60:02d}:00,u{1 + i % 3},PC-{i % 3},logon,false"
-            for i in range(n)]
+    return [
+        f"{day} {8 + i // 60:02d}:{i % 60:02d}:00,u{1 + i % 3},PC-{i % 3},logon,false"
+        for i in range(n)
+    ]
 
 
 def file_rows(n: int, day: str = "2024-04-01") -> list[str]:
-    return [f"{day} {9 + i // 60:02d}:{i % 60:02d}:00,u{1 + i % 3},PC-1,read,"
-            f"\\\\fs01\\rnd\\doc{i}.docx,{1000 + i},share,plm,社外秘" for i in range(n)]
+    return [
+        f"{day} {9 + i // 60:02d}:{i % 60:02d}:00,u{1 + i % 3},PC-1,read,"
+        f"\\\\fs01\\rnd\\doc{i}.docx,{1000 + i},share,plm,社外秘"
+        for i in range(n)
+    ]
 
 
 def csv_text(header: str, rows: list[str]) -> str:

@@ -57,88 +57,209 @@ ACCESS = "file_access/2024-04-01.csv"
 BAD_LINE = GOOD + 2  # header is line 1, good rows are lines 2..41
 
 CASES = [
-    Case("missing_column", "logon",
-         {LOGON: csv_text("timestamp,host,activity,remote",
-                          [r.replace(",u1,", ",").replace(",u2,", ",").replace(",u3,", ",")
-                           for r in logon_rows(3)])},
-         Fails("logon/2024-04-01.csv:1: missing required column(s): user"), 0),
-    Case("extra_column", "logon",
-         {LOGON: csv_text(LOGON_HEADER + ",colour", [r + ",blue" for r in logon_rows(GOOD)])},
-         None, GOOD, warning="logon/2024-04-01.csv: unknown column 'colour' ignored"),
-    Case("wrong_type", "file_access",
-         {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\a.txt,abc,share,plm,"])},
-         Quarantined(BAD_LINE, "bytes is not an integer: 'abc'"), GOOD),
-    Case("unparseable_timestamp", "logon",
-         {LOGON: logon_file(["2024-04-01 25:61:00,u1,PC-1,logon,false"])},
-         Quarantined(BAD_LINE, "unparseable timestamp '2024-04-01 25:61:00'"), GOOD),
-    Case("empty_file", "logon", {LOGON: "\n"},
-         Fails("logon/2024-04-01.csv:1: no header line: the first line is blank"), 0),
-    Case("zero_byte_file", "logon", {LOGON: b""},
-         Fails("logon/2024-04-01.csv:1: file is empty (0 bytes): expected at least a header line"),
-         0),
-    Case("truncated_gzip", "logon",
-         {LOGON + ".gz": gzip.compress(logon_file([]).encode())[:-30]},
-         Fails("truncated gzip: the stream ends before its end marker"), 0),
-    Case("duplicate_rows", "logon",
-         {LOGON: logon_file([logon_rows(1)[0], logon_rows(2)[1]])}, None, GOOD, duplicates=2),
-    Case("unknown_user", "logon",
-         {LOGON: logon_file(["2024-04-01 18:00:00,zz999,PC-9,logon,false"])},
-         Quarantined(BAD_LINE, "unknown user 'zz999' (not in the roster)"), GOOD),
-    Case("future_date", "logon",
-         {LOGON: logon_file(["2030-01-01 09:00:00,u1,PC-1,logon,false"])},
-         Quarantined(BAD_LINE, "timestamp 2030-01-01 is after the run's as-of day 2024-04-30; "
-                               "timestamp falls on 2030-01-01, outside the file's day 2024-04-01"),
-         GOOD),
-    Case("negative_bytes", "file_access",
-         {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\a.txt,-5,share,plm,"])},
-         Quarantined(BAD_LINE, "bytes is negative: -5"), GOOD),
-    Case("unknown_enum", "file_access",
-         {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,steal,\\\\fs01\\a.txt,5,share,plm,"])},
-         Quarantined(BAD_LINE, "unknown action 'steal'"), GOOD),
-    Case("unknown_classification", "file_access",
-         {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\a.txt,5,share,plm,"
-                               "ultra"])},
-         Quarantined(BAD_LINE, "unknown classification 'ultra'"), GOOD),
-    Case("mixed_encodings", "file_access",
-         {ACCESS: access_file([]).encode("utf-8")
-          + "2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\設計図.dwg,5,share,plm,極秘\n".encode(
-              "cp932")},
-         Quarantined(BAD_LINE, "line is CP932 in a UTF-8 file (mixed encodings)"), GOOD),
+    Case(
+        "missing_column",
+        "logon",
+        {
+            LOGON: csv_text(
+                "timestamp,host,activity,remote",
+                [
+                    r.replace(",u1,", ",").replace(",u2,", ",").replace(",u3,", ",")
+                    for r in logon_rows(3)
+                ],
+            )
+        },
+        Fails("logon/2024-04-01.csv:1: missing required column(s): user"),
+        0,
+    ),
+    Case(
+        "extra_column",
+        "logon",
+        {LOGON: csv_text(LOGON_HEADER + ",colour", [r + ",blue" for r in logon_rows(GOOD)])},
+        None,
+        GOOD,
+        warning="logon/2024-04-01.csv: unknown column 'colour' ignored",
+    ),
+    Case(
+        "wrong_type",
+        "file_access",
+        {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\a.txt,abc,share,plm,"])},
+        Quarantined(BAD_LINE, "bytes is not an integer: 'abc'"),
+        GOOD,
+    ),
+    Case(
+        "unparseable_timestamp",
+        "logon",
+        {LOGON: logon_file(["2024-04-01 25:61:00,u1,PC-1,logon,false"])},
+        Quarantined(BAD_LINE, "unparseable timestamp '2024-04-01 25:61:00'"),
+        GOOD,
+    ),
+    Case(
+        "empty_file",
+        "logon",
+        {LOGON: "\n"},
+        Fails("logon/2024-04-01.csv:1: no header line: the first line is blank"),
+        0,
+    ),
+    Case(
+        "zero_byte_file",
+        "logon",
+        {LOGON: b""},
+        Fails("logon/2024-04-01.csv:1: file is empty (0 bytes): expected at least a header line"),
+        0,
+    ),
+    Case(
+        "truncated_gzip",
+        "logon",
+        {LOGON + ".gz": gzip.compress(logon_file([]).encode())[:-30]},
+        Fails("truncated gzip: the stream ends before its end marker"),
+        0,
+    ),
+    Case(
+        "duplicate_rows",
+        "logon",
+        {LOGON: logon_file([logon_rows(1)[0], logon_rows(2)[1]])},
+        None,
+        GOOD,
+        duplicates=2,
+    ),
+    Case(
+        "unknown_user",
+        "logon",
+        {LOGON: logon_file(["2024-04-01 18:00:00,zz999,PC-9,logon,false"])},
+        Quarantined(BAD_LINE, "unknown user 'zz999' (not in the roster)"),
+        GOOD,
+    ),
+    Case(
+        "future_date",
+        "logon",
+        {LOGON: logon_file(["2030-01-01 09:00:00,u1,PC-1,logon,false"])},
+        Quarantined(
+            BAD_LINE,
+            "timestamp 2030-01-01 is after the run's as-of day 2024-04-30; "
+            "timestamp falls on 2030-01-01, outside the file's day 2024-04-01",
+        ),
+        GOOD,
+    ),
+    Case(
+        "negative_bytes",
+        "file_access",
+        {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\a.txt,-5,share,plm,"])},
+        Quarantined(BAD_LINE, "bytes is negative: -5"),
+        GOOD,
+    ),
+    Case(
+        "unknown_enum",
+        "file_access",
+        {ACCESS: access_file(["2024-04-01 18:00:00,u1,PC-1,steal,\\\\fs01\\a.txt,5,share,plm,"])},
+        Quarantined(BAD_LINE, "unknown action 'steal'"),
+        GOOD,
+    ),
+    Case(
+        "unknown_classification",
+        "file_access",
+        {
+            ACCESS: access_file(
+                ["2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\a.txt,5,share,plm,ultra"]
+            )
+        },
+        Quarantined(BAD_LINE, "unknown classification 'ultra'"),
+        GOOD,
+    ),
+    Case(
+        "mixed_encodings",
+        "file_access",
+        {
+            ACCESS: access_file([]).encode("utf-8")
+            + "2024-04-01 18:00:00,u1,PC-1,read,\\\\fs01\\設計図.dwg,5,share,plm,極秘\n".encode(
+                "cp932"
+            )
+        },
+        Quarantined(BAD_LINE, "line is CP932 in a UTF-8 file (mixed encodings)"),
+        GOOD,
+    ),
     Case("header_only", "logon", {LOGON: LOGON_HEADER + "\n"}, None, 0),
-    Case("megabyte_field", "file_access",
-         {ACCESS: access_file([f"2024-04-01 18:00:00,u1,PC-1,read,{'x' * 1_000_000},5,share,plm,"])},
-         Quarantined(BAD_LINE, "path longer than 4096 characters"), GOOD),
-    Case("too_many_fields", "logon",
-         {LOGON: logon_file(["2024-04-01 18:00:00,u1,PC-1,logon,false,surplus"])},
-         Quarantined(BAD_LINE, "expected 5 fields, found 6"), GOOD),
-    Case("too_few_fields", "logon",
-         {LOGON: logon_file(["2024-04-01 18:00:00,u1,logon,false"])},
-         Quarantined(BAD_LINE, "expected 5 fields, found 4"), GOOD),
-    Case("unclosed_quote", "logon",
-         {LOGON: logon_file(['2024-04-01 18:00:00,u1,"PC-1,logon,false'])},
-         Fails("logon/2024-04-01.csv:42: cannot split the record into fields"), 0),
-    Case("missing_required_value", "logon",
-         {LOGON: logon_file(["2024-04-01 18:00:00,,PC-1,logon,false"])},
-         Quarantined(BAD_LINE, "missing user"), GOOD),
-    Case("outside_file_day", "logon",
-         {LOGON: logon_file(["2024-04-02 09:00:00,u1,PC-1,logon,false"])},
-         Quarantined(BAD_LINE, "timestamp falls on 2024-04-02, outside the file's day 2024-04-01"),
-         GOOD),
-    Case("duplicate_header_column", "logon",
-         {LOGON: csv_text(LOGON_HEADER + ",user", [r + ",u1" for r in logon_rows(2)])},
-         Fails("logon/2024-04-01.csv:1: column 'user' appears twice in the header"), 0),
-    Case("malformed_json_line", "logon",
-         {"logon/2024-04-01.jsonl": "\n".join(
-             [*(f'{{"timestamp": "2024-04-01T{8 + i // 60:02d}:{i % 60:02d}:00+09:00", '
-                f'"user": "u1", "host": "PC", "activity": "logon"}}' for i in range(GOOD)),
-              '{"timestamp": "2024-04-01T18:00:00", "user": "u1",'])},
-         Quarantined(GOOD + 1, "malformed JSON (Expecting property name enclosed in double "
-                               "quotes)"), GOOD),
-    Case("corrupt_parquet", "logon", {"logon/2024-04-01.parquet": b"PAR1 this is not parquet"},
-         Fails("logon/2024-04-01.parquet: cannot read Parquet"), 0),
-    Case("bad_boolean", "logon",
-         {LOGON: logon_file(["2024-04-01 18:00:00,u1,PC-1,logon,maybe"])},
-         Quarantined(BAD_LINE, "remote is not true or false: 'maybe'"), GOOD),
+    Case(
+        "megabyte_field",
+        "file_access",
+        {ACCESS: access_file([f"2024-04-01 18:00:00,u1,PC-1,read,{'x' * 1_000_000},5,,,"])},
+        Quarantined(BAD_LINE, "path longer than 4096 characters"),
+        GOOD,
+    ),
+    Case(
+        "too_many_fields",
+        "logon",
+        {LOGON: logon_file(["2024-04-01 18:00:00,u1,PC-1,logon,false,surplus"])},
+        Quarantined(BAD_LINE, "expected 5 fields, found 6"),
+        GOOD,
+    ),
+    Case(
+        "too_few_fields",
+        "logon",
+        {LOGON: logon_file(["2024-04-01 18:00:00,u1,logon,false"])},
+        Quarantined(BAD_LINE, "expected 5 fields, found 4"),
+        GOOD,
+    ),
+    Case(
+        "unclosed_quote",
+        "logon",
+        {LOGON: logon_file(['2024-04-01 18:00:00,u1,"PC-1,logon,false'])},
+        Fails("logon/2024-04-01.csv:42: cannot split the record into fields"),
+        0,
+    ),
+    Case(
+        "missing_required_value",
+        "logon",
+        {LOGON: logon_file(["2024-04-01 18:00:00,,PC-1,logon,false"])},
+        Quarantined(BAD_LINE, "missing user"),
+        GOOD,
+    ),
+    Case(
+        "outside_file_day",
+        "logon",
+        {LOGON: logon_file(["2024-04-02 09:00:00,u1,PC-1,logon,false"])},
+        Quarantined(BAD_LINE, "timestamp falls on 2024-04-02, outside the file's day 2024-04-01"),
+        GOOD,
+    ),
+    Case(
+        "duplicate_header_column",
+        "logon",
+        {LOGON: csv_text(LOGON_HEADER + ",user", [r + ",u1" for r in logon_rows(2)])},
+        Fails("logon/2024-04-01.csv:1: column 'user' appears twice in the header"),
+        0,
+    ),
+    Case(
+        "malformed_json_line",
+        "logon",
+        {
+            "logon/2024-04-01.jsonl": "\n".join(
+                [
+                    *(
+                        f'{{"timestamp": "2024-04-01T{8 + i // 60:02d}:{i % 60:02d}:00+09:00", '
+                        f'"user": "u1", "host": "PC", "activity": "logon"}}'
+                        for i in range(GOOD)
+                    ),
+                    '{"timestamp": "2024-04-01T18:00:00", "user": "u1",',
+                ]
+            )
+        },
+        Quarantined(GOOD + 1, "malformed JSON (Expecting property name enclosed in double quotes)"),
+        GOOD,
+    ),
+    Case(
+        "corrupt_parquet",
+        "logon",
+        {"logon/2024-04-01.parquet": b"PAR1 this is not parquet"},
+        Fails("logon/2024-04-01.parquet: cannot read Parquet"),
+        0,
+    ),
+    Case(
+        "bad_boolean",
+        "logon",
+        {LOGON: logon_file(["2024-04-01 18:00:00,u1,PC-1,logon,maybe"])},
+        Quarantined(BAD_LINE, "remote is not true or false: 'maybe'"),
+        GOOD,
+    ),
 ]
 
 
@@ -162,7 +283,8 @@ def test_bad_input_has_an_exact_outcome(case: Case, landing, run_ingest) -> None
         assert count.duplicates == case.duplicates
     if isinstance(case.outcome, Quarantined):
         assert quarantine.select("source_line", "reason").rows() == [
-            (case.outcome.line, case.outcome.reason)]
+            (case.outcome.line, case.outcome.reason)
+        ]
         assert quarantine["raw"][0]  # the record as read is kept
     elif not isinstance(case.outcome, Fails):
         assert quarantine.height == 0
@@ -204,10 +326,19 @@ def test_roster_problems_are_quarantined_with_reasons(landing, run_ingest) -> No
 
 def test_mail_from_an_unknown_sender_is_quarantined(landing, run_ingest) -> None:
     header = "timestamp,direction,sender,recipients,subject"
-    good = [f"2024-04-01 10:{i:02d}:00,outbound,taro.yamada@corp.example,x@client.jp,hi"
-            for i in range(GOOD)]
-    report, store = run_ingest(landing({"mail/2024-04-01.csv": csv_text(
-        header, [*good, "2024-04-01 11:00:00,outbound,stranger@else.jp,x@client.jp,hi"])}))
+    good = [
+        f"2024-04-01 10:{i:02d}:00,outbound,taro.yamada@corp.example,x@client.jp,hi"
+        for i in range(GOOD)
+    ]
+    report, store = run_ingest(
+        landing(
+            {
+                "mail/2024-04-01.csv": csv_text(
+                    header, [*good, "2024-04-01 11:00:00,outbound,stranger@else.jp,x@client.jp,hi"]
+                )
+            }
+        )
+    )
     assert_reconciles(report, store)
     quarantine = stored(store, "mail", area="quarantine")
     assert quarantine["reason"].to_list() == ["sender 'stranger@else.jp' is not a roster address"]

@@ -12,17 +12,25 @@ runner = CliRunner()
 
 
 def test_ingest_prints_a_summary_and_records_the_run(landing, tmp_path: Path) -> None:
-    logs = landing({"logon/2024-04-01.csv": csv_text(
-        LOGON_HEADER, [*logon_rows(40), "2024-04-01 18:00:00,nobody,PC,logon,false"])})
+    logs = landing(
+        {
+            "logon/2024-04-01.csv": csv_text(
+                LOGON_HEADER, [*logon_rows(40), "2024-04-01 18:00:00,nobody,PC,logon,false"]
+            )
+        }
+    )
     store = tmp_path / "store"
-    result = runner.invoke(app, ["ingest", "--logs", str(logs), "--store", str(store),
-                                 "--as-of", "2024-04-30"])
+    result = runner.invoke(
+        app, ["ingest", "--logs", str(logs), "--store", str(store), "--as-of", "2024-04-30"]
+    )
     assert result.exit_code == 0, result.output
     assert "ingest summary" in result.output
     with duckdb.connect(str(store / "alerts.duckdb"), read_only=True) as con:
-        status, = con.execute("SELECT status FROM runs").fetchone()
-        counts = con.execute("SELECT source, rows_read, stored, quarantined, duplicates "
-                             "FROM ingest_counts WHERE source = 'logon'").fetchall()
+        (status,) = con.execute("SELECT status FROM runs").fetchone()
+        counts = con.execute(
+            "SELECT source, rows_read, stored, quarantined, duplicates "
+            "FROM ingest_counts WHERE source = 'logon'"
+        ).fetchall()
     assert status == "ok"
     assert counts == [("logon", 41, 40, 1, 0)]
 
@@ -37,11 +45,16 @@ def test_validate_reports_without_writing(landing, tmp_path: Path, monkeypatch) 
 
 
 def test_a_broken_file_fails_the_run_naming_file_and_line(landing, tmp_path: Path) -> None:
-    logs = landing({"logon/2024-04-01.csv": "timestamp,host\n2024-04-01 09:00,PC\n",
-                    "logon/2024-04-02.csv": csv_text(LOGON_HEADER, logon_rows(5, "2024-04-02"))})
+    logs = landing(
+        {
+            "logon/2024-04-01.csv": "timestamp,host\n2024-04-01 09:00,PC\n",
+            "logon/2024-04-02.csv": csv_text(LOGON_HEADER, logon_rows(5, "2024-04-02")),
+        }
+    )
     store = tmp_path / "store"
-    result = runner.invoke(app, ["ingest", "--logs", str(logs), "--store", str(store),
-                                 "--as-of", "2024-04-30"])
+    result = runner.invoke(
+        app, ["ingest", "--logs", str(logs), "--store", str(store), "--as-of", "2024-04-30"]
+    )
     assert result.exit_code == 1
     assert "logon/2024-04-01.csv:1: missing required column(s): user" in result.output
     # The good day is still stored; the broken one is not.
@@ -52,13 +65,29 @@ def test_a_broken_file_fails_the_run_naming_file_and_line(landing, tmp_path: Pat
 
 
 def test_window_limits_dated_files(landing, tmp_path: Path) -> None:
-    logs = landing({f"logon/2024-04-0{d}.csv": csv_text(LOGON_HEADER,
-                                                        logon_rows(5, f"2024-04-0{d}"))
-                    for d in (1, 2, 3)})
+    logs = landing(
+        {
+            f"logon/2024-04-0{d}.csv": csv_text(LOGON_HEADER, logon_rows(5, f"2024-04-0{d}"))
+            for d in (1, 2, 3)
+        }
+    )
     store = tmp_path / "store"
-    result = runner.invoke(app, ["ingest", "--logs", str(logs), "--store", str(store),
-                                 "--start", "2024-04-02", "--end", "2024-04-02",
-                                 "--as-of", "2024-04-30"])
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            "--logs",
+            str(logs),
+            "--store",
+            str(store),
+            "--start",
+            "2024-04-02",
+            "--end",
+            "2024-04-02",
+            "--as-of",
+            "2024-04-30",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (store / "events/logon").iterdir()) == ["date=2024-04-02"]
 

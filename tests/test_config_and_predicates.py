@@ -49,8 +49,9 @@ zones = st.sampled_from(["Asia/Tokyo", "UTC", "Europe/Berlin", "America/New_York
 
 @settings(max_examples=200, deadline=None)
 @given(moments, zones, st.booleans(), st.integers(min_value=-12 * 60, max_value=14 * 60))
-def test_parse_timestamp_matches_python(moment: datetime, zone: str, with_offset: bool,
-                                        offset_minutes: int) -> None:
+def test_parse_timestamp_matches_python(
+    moment: datetime, zone: str, with_offset: bool, offset_minutes: int
+) -> None:
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     if with_offset:
         sign = "+" if offset_minutes >= 0 else "-"
@@ -60,13 +61,15 @@ def test_parse_timestamp_matches_python(moment: datetime, zone: str, with_offset
     else:
         text = moment.isoformat(sep=" ", timespec="seconds")
         local = moment.replace(microsecond=0, tzinfo=ZoneInfo(zone))
-        if local.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != \
-                moment.replace(microsecond=0):
+        if local.astimezone(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None) != moment.replace(
+            microsecond=0
+        ):
             return  # a wall-clock time skipped by a DST change has no instant
         expected = local.astimezone(UTC)
     got = pl.select(parse_timestamp(pl.lit(text), zone)).item()
     if not with_offset and ZoneInfo(zone).utcoffset(moment) != ZoneInfo(zone).utcoffset(
-            moment + timedelta(hours=1)):
+        moment + timedelta(hours=1)
+    ):
         return  # ambiguous hours near a change are resolved to the earlier instant
     assert got == expected
 

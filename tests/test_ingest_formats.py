@@ -14,14 +14,50 @@ from tests.conftest import FILE_HEADER, assert_reconciles, csv_text, stored
 
 ROWS = [
     # naive local time, Japanese label, a comma inside quotes, a newline inside quotes
-    ('2024-04-01 09:00:00', "u1", "PC-1", "read", '"\\\\fs01\\rnd\\設計図, 第2版.dwg"', "2048",
-     "share", "cad-vault", "極秘"),
-    ("2024-04-01T10:30:00+09:00", "u2", "PC-2", "COPY", '"\\\\fs01\\sales\\見積\nメモ.xlsx"', "10",
-     "removable", "", "マル秘"),
-    ("2024-04-01T02:00:00Z", "u3", "PC-3", "upload", "\\\\fs01\\rnd\\plan.pptx", "",
-     "cloud", "plm", "社外秘"),
-    ("2024-04-01 12:00:00.250", "u1", "PC-1", "open", "\\\\fs01\\pub\\news.pdf", "0",
-     "local", "", "公開"),
+    (
+        "2024-04-01 09:00:00",
+        "u1",
+        "PC-1",
+        "read",
+        '"\\\\fs01\\rnd\\設計図, 第2版.dwg"',
+        "2048",
+        "share",
+        "cad-vault",
+        "極秘",
+    ),
+    (
+        "2024-04-01T10:30:00+09:00",
+        "u2",
+        "PC-2",
+        "COPY",
+        '"\\\\fs01\\sales\\見積\nメモ.xlsx"',
+        "10",
+        "removable",
+        "",
+        "マル秘",
+    ),
+    (
+        "2024-04-01T02:00:00Z",
+        "u3",
+        "PC-3",
+        "upload",
+        "\\\\fs01\\rnd\\plan.pptx",
+        "",
+        "cloud",
+        "plm",
+        "社外秘",
+    ),
+    (
+        "2024-04-01 12:00:00.250",
+        "u1",
+        "PC-1",
+        "open",
+        "\\\\fs01\\pub\\news.pdf",
+        "0",
+        "local",
+        "",
+        "公開",
+    ),
 ]
 EXPECTED_UTC = [
     datetime(2024, 4, 1, 0, 0, tzinfo=UTC),
@@ -108,7 +144,8 @@ def test_jsonl(landing, run_ingest) -> None:
 
 def test_parquet(landing, run_ingest, tmp_path) -> None:
     frame = pl.DataFrame(as_records()).with_columns(
-        pl.col("bytes").replace("", None).cast(pl.Int64))
+        pl.col("bytes").replace("", None).cast(pl.Int64)
+    )
     path = tmp_path / "fa.parquet"
     frame.write_parquet(path)
     report, store = run_ingest(landing({"file_access/2024-04-01.parquet": path.read_bytes()}))
@@ -117,10 +154,14 @@ def test_parquet(landing, run_ingest, tmp_path) -> None:
 
 
 def test_files_without_a_day_in_the_name_are_split_by_local_day(landing, run_ingest) -> None:
-    rows = ["2024-04-01 23:59:59,u1,PC,logon,false", "2024-04-02T00:00:01+09:00,u1,PC,logoff,",
-            "2024-04-01T15:30:00Z,u2,PC,logon,true"]
-    report, store = run_ingest(landing({"logon/export.csv": csv_text(
-        "timestamp,user,host,activity,remote", rows)}))
+    rows = [
+        "2024-04-01 23:59:59,u1,PC,logon,false",
+        "2024-04-02T00:00:01+09:00,u1,PC,logoff,",
+        "2024-04-01T15:30:00Z,u2,PC,logon,true",
+    ]
+    report, _ = run_ingest(
+        landing({"logon/export.csv": csv_text("timestamp,user,host,activity,remote", rows)})
+    )
     assert report.errors == []
     assert report.count("logon", date(2024, 4, 1)).stored == 1
     assert report.count("logon", date(2024, 4, 2)).stored == 2  # 15:30Z is 00:30 in Tokyo
@@ -151,14 +192,16 @@ def test_reingesting_a_day_replaces_its_partition(landing, run_ingest) -> None:
     assert report1.totals() == report2.totals()
     # A corrected file replaces the day; nothing of the old version remains.
     (logs / "file_access/2024-04-01.csv").write_text(
-        csv_text(FILE_HEADER, [",".join(ROWS[3])]), encoding="utf-8")
+        csv_text(FILE_HEADER, [",".join(ROWS[3])]), encoding="utf-8"
+    )
     report3, store = run_ingest(logs)
     assert stored(store, "file_access").height == 1
     assert_reconciles(report3, store)
 
 
-def test_a_crash_while_writing_leaves_the_old_partition_whole(landing, run_ingest,
-                                                              monkeypatch) -> None:
+def test_a_crash_while_writing_leaves_the_old_partition_whole(
+    landing, run_ingest, monkeypatch
+) -> None:
     logs = landing({"file_access/2024-04-01.csv": canonical_csv()})
     _, store = run_ingest(logs)
     before = stored(store, "file_access")

@@ -26,6 +26,14 @@ def test_committed_suites_match_the_canonical_schema() -> None:
     assert committed == expected, "run `insiderwatch schemas write-suites` and commit the result"
 
 
+def test_schema_docs_are_generated_from_the_schema() -> None:
+    from schemas.docs import DOC_PATH, schema_markdown
+
+    assert DOC_PATH.read_text(encoding="utf-8") == schema_markdown(), (
+        "run `insiderwatch schemas write-docs` and commit the result"
+    )
+
+
 def _gate_days(logs: Path, source: str, gate, files=None):
     config = config_for_logs(logs)
     roster = load_roster(logs, config)
@@ -64,8 +72,11 @@ def test_each_suite_fails_on_a_broken_copy(source: str, gate, tmp_path) -> None:
     column, value = BREAKAGE[source]
     # Break one row in five: far past what the suites tolerate.
     broken = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) % 5 == 0).then(pl.lit(value)).otherwise(pl.col(column))
-        .alias(column))
+        pl.when(pl.int_range(pl.len()) % 5 == 0)
+        .then(pl.lit(value))
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
     (logs / source).mkdir()
     target = logs / source / original.name.removesuffix(".gz")
     broken.write_csv(target)

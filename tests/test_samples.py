@@ -42,10 +42,16 @@ def test_same_seed_same_files_other_seed_other_files(small_org, tmp_path) -> Non
     assert _digest(other) != _digest(small_org)
 
 
-def test_generated_logs_meet_the_contract_with_nothing_quarantined(small_org, gate,
-                                                                   tmp_path) -> None:
-    report = ingest(small_org, EventStore(tmp_path / "s"), config_for_logs(small_org),
-                    date(2026, 1, 1), gate=gate)
+def test_generated_logs_meet_the_contract_with_nothing_quarantined(
+    small_org, gate, tmp_path
+) -> None:
+    report = ingest(
+        small_org,
+        EventStore(tmp_path / "s"),
+        config_for_logs(small_org),
+        date(2026, 1, 1),
+        gate=gate,
+    )
     assert report.errors == []
     assert report.totals()["quarantined"] == 0
     assert report.totals()["stored"] > 20_000
@@ -64,10 +70,11 @@ def test_labels_name_every_scenario_for_people_on_the_roster(small_org) -> None:
 
 
 def _events(logs: Path, source: str) -> pl.DataFrame:
-    frames = [pl.read_csv(gzip.decompress(p.read_bytes()), infer_schema=False)
-              for p in sorted((logs / source).glob("*.csv.gz"))]
-    return pl.concat(frames).with_columns(
-        pl.col("timestamp").str.to_datetime("%Y-%m-%d %H:%M:%S"))
+    frames = [
+        pl.read_csv(gzip.decompress(p.read_bytes()), infer_schema=False)
+        for p in sorted((logs / source).glob("*.csv.gz"))
+    ]
+    return pl.concat(frames).with_columns(pl.col("timestamp").str.to_datetime("%Y-%m-%d %H:%M:%S"))
 
 
 def test_the_committed_sample_is_big_enough_and_small_enough() -> None:

@@ -1,0 +1,32 @@
+# Everything a fresh machine with Python 3.11 and pip needs: `make demo`, `make test`.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: setup demo test lint format bench samples
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+demo: setup
+	$(UV) run insiderwatch demo
+
+test: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+
+format: setup
+	$(UV) run ruff format .
+
+bench: setup
+	$(UV) run python benchmarks/ingest.py
+
+# Rebuild the committed sample (fixed seed); commit the result.
+samples: setup
+	rm -rf sample_logs
+	$(UV) run insiderwatch samples generate --out sample_logs --users 150 --days 90 --seed 20240401
