@@ -1,7 +1,7 @@
 # Everything a fresh machine with Python 3.11 and pip needs: `make demo`, `make test`.
 SHELL := /bin/bash
 # Use the system's certificate store, as pip does, so a machine behind a TLS proxy works.
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: setup demo test lint format bench samples

@@ -789,6 +789,25 @@ def _incident_day(
         )
 
 
+VENDOR_ACCOUNT = "ext-vendor01"
+
+
+def _feed_noise(rng: np.random.Generator, day: date, ev: _Events, workday: bool) -> None:
+    """What real feeds carry: a maintenance account missing from the roster (quarantined as an
+    unknown user) and a proxy that sometimes logs a request twice (dropped as a duplicate)."""
+    if workday and rng.random() < 0.2:
+        ev.add(
+            "logon",
+            _at(day, float(rng.uniform(10, 16))),
+            user=VENDOR_ACCOUNT,
+            host="SRV-MES01",
+            activity="logon",
+            remote="true",
+        )
+    if ev.rows["web"] and rng.random() < 0.3:
+        ev.rows["web"].append(dict(ev.rows["web"][-1]))
+
+
 def generate(
     users: int,
     days: int,
@@ -823,6 +842,7 @@ def generate(
                 _normal_day(rng, p, day, ev, scale, workday, org.people)
             for inc in incident_days.get((p.idx, day), []):
                 _incident_day(rng, inc, p, day, ev, org.people)
+        _feed_noise(rng, day, ev, workday)
     out.mkdir(parents=True, exist_ok=True)
     written = _write_sources(ev, out, start, period[-1], compress)
     _write_roster(org, out)

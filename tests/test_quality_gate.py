@@ -48,7 +48,7 @@ def test_each_suite_passes_on_every_sample_day(source: str, gate) -> None:
     assert counts, f"no sample days for {source}"
     failed = [(c.day, c.gate) for c in counts if not c.gate.startswith("passed")]
     assert failed == []
-    assert sum(c.quarantined for c in counts) == 0
+    assert sum(c.stored for c in counts) > 0.99 * sum(c.read for c in counts)
 
 
 BREAKAGE = {

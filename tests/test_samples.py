@@ -12,7 +12,7 @@ import pytest
 
 from insiderwatch.config import config_for_logs
 from insiderwatch.ingest import ingest
-from insiderwatch.samples import SCENARIOS, generate
+from insiderwatch.samples import SCENARIOS, VENDOR_ACCOUNT, generate
 from insiderwatch.store import EventStore
 from tests.conftest import SAMPLE_LOGS
 
@@ -53,8 +53,12 @@ def test_generated_logs_meet_the_contract_with_nothing_quarantined(
         gate=gate,
     )
     assert report.errors == []
-    assert report.totals()["quarantined"] == 0
     assert report.totals()["stored"] > 20_000
+    # The only dirt is deliberate: a vendor account missing from the roster, proxy repeats.
+    quarantine = EventStore(tmp_path / "s").scan("logon", area="quarantine").collect()
+    assert quarantine.height == report.totals()["quarantined"] > 0
+    assert set(quarantine["reason"]) == {f"unknown user '{VENDOR_ACCOUNT}' (not in the roster)"}
+    assert report.totals()["duplicates"] > 0
     assert all(c.gate.startswith("passed") for c in report.counts if c.source != "hr")
 
 
