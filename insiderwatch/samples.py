@@ -470,36 +470,25 @@ def _normal_day(
         )
     if p.usb_user and rng.random() < 0.15:
         t = float(rng.uniform(start + 0.5, end - 0.5))
-        ev.add(
-            "device",
-            _at(day, t),
-            user=p.user,
-            host=host,
-            activity="connect",
-            device_class="usb_storage",
+        _usb(ev, p, host, day, t, "connect")
+        _burst(
+            rng,
+            ev,
+            p,
+            host,
+            day,
+            dept[2],
+            t + 0.01,
+            0.01,
+            int(rng.integers(1, 4)),
+            ("copy",),
+            (13, 1),
+            0.0,
+            destination="removable",
+            system="",
+            classification="",
         )
-        for k in range(int(rng.integers(1, 4))):
-            path, _ = _doc(rng, dept[2])
-            ev.add(
-                "file_access",
-                _at(day, t + 0.01 * (k + 1)),
-                user=p.user,
-                host=host,
-                action="copy",
-                path=path,
-                bytes=int(rng.lognormal(13, 1)),
-                destination="removable",
-                system="",
-                classification="",
-            )
-        ev.add(
-            "device",
-            _at(day, t + 0.2),
-            user=p.user,
-            host=host,
-            activity="disconnect",
-            device_class="usb_storage",
-        )
+        _usb(ev, p, host, day, t + 0.2, "disconnect")
     for t in times(rng.poisson(0.8 * scale)):
         path, _ = _doc(rng, dept[2])
         pages = int(rng.integers(1, 15))
@@ -594,66 +583,112 @@ def _normal_day(
         )
 
 
+def _burst(
+    rng: np.random.Generator,
+    ev: _Events,
+    p: Person,
+    host: str,
+    day: date,
+    share: str,
+    at: float,
+    step: float,
+    count: int,
+    actions: tuple[str, ...],
+    size: tuple[float, float],
+    secret: float,
+    **values: str,
+) -> None:
+    """``count`` file events ``step`` hours apart; ``secret`` is the share of 極秘 paths."""
+    for k in range(count):
+        hidden = secret >= 1.0 or (secret > 0.0 and rng.random() < secret)
+        path, _ = _doc(rng, share, secret=hidden)
+        ev.add(
+            "file_access",
+            _at(day, at + k * step),
+            user=p.user,
+            host=host,
+            action=actions[k % len(actions)],
+            path=path,
+            bytes=int(rng.lognormal(*size)),
+            **values,
+        )
+
+
+def _usb(ev: _Events, p: Person, host: str, day: date, at: float, activity: str) -> None:
+    ev.add(
+        "device",
+        _at(day, at),
+        user=p.user,
+        host=host,
+        activity=activity,
+        device_class="usb_storage",
+    )
+
+
+def _upload(ev: _Events, p: Person, host: str, day: date, at: float, url: str, size: int) -> None:
+    ev.add("web", _at(day, at), user=p.user, host=host, url=url, action="upload", bytes_out=size)
+
+
 def _incident_day(
-    rng: np.random.Generator, inc: Incident, p: Person, day: date, ev: _Events, people: list[Person]
+    rng: np.random.Generator, inc: Incident, p: Person, day: date, ev: _Events
 ) -> None:
     host = f"PC-{p.user.upper()}"
     dept = DEPARTMENTS[p.dept]
+    share, system = dept[2], dept[3][0]
     code = CODE_NAMES[p.idx % len(CODE_NAMES)]
     if inc.scenario == "leaver_theft":
         base = p.start_hour + p.hours - 0.5
-        for k in range(int(rng.integers(60, 120))):
-            path, _ = _doc(rng, dept[2], secret=rng.random() < 0.4)
-            ev.add(
-                "file_access",
-                _at(day, base - 2 + k * 0.02),
-                user=p.user,
-                host=host,
-                action="download",
-                path=path,
-                bytes=int(rng.lognormal(15.5, 0.8)),
-                destination="local",
-                system=dept[3][0],
-                classification="社外秘",
-            )
+        _burst(
+            rng,
+            ev,
+            p,
+            host,
+            day,
+            share,
+            base - 2,
+            0.02,
+            int(rng.integers(60, 120)),
+            ("download",),
+            (15.5, 0.8),
+            0.4,
+            destination="local",
+            system=system,
+            classification="社外秘",
+        )
         if rng.random() < 0.6:
-            ev.add(
-                "device",
-                _at(day, base),
-                user=p.user,
-                host=host,
-                activity="connect",
-                device_class="usb_storage",
+            _usb(ev, p, host, day, base, "connect")
+            _burst(
+                rng,
+                ev,
+                p,
+                host,
+                day,
+                share,
+                base + 0.05,
+                0.005,
+                int(rng.integers(20, 40)),
+                ("copy",),
+                (16, 0.7),
+                1.0,
+                destination="removable",
+                system=system,
+                classification="極秘",
             )
-            for k in range(int(rng.integers(20, 40))):
-                path, _ = _doc(rng, dept[2], secret=True)
-                ev.add(
-                    "file_access",
-                    _at(day, base + 0.05 + k * 0.005),
-                    user=p.user,
-                    host=host,
-                    action="copy",
-                    path=path,
-                    bytes=int(rng.lognormal(16, 0.7)),
-                    destination="removable",
-                    system=dept[3][0],
-                    classification="極秘",
-                )
         else:
-            ev.add(
-                "web",
-                _at(day, base + 0.3),
-                user=p.user,
-                host=host,
-                url="https://www.dropbox.com/upload",
-                action="upload",
-                bytes_out=int(rng.lognormal(20, 0.5)),
+            _upload(
+                ev,
+                p,
+                host,
+                day,
+                base + 0.3,
+                "https://www.dropbox.com/upload",
+                int(rng.lognormal(20, 0.5)),
             )
         ev.add(
             "print",
             _at(day, base - 1),
             user=p.user,
-            printer=f"PRN-{dept[2].upper()}-1",
+            printer=f"PRN-{share.upper()}-1",
             document=f"{code}_仕様書.pdf",
             pages=int(rng.integers(80, 200)),
             copies=1,
@@ -662,36 +697,25 @@ def _incident_day(
     elif inc.scenario == "usb_after_hours":
         t = 21.5 + float(rng.uniform(0, 1.5))
         ev.add("logon", _at(day, t - 0.2), user=p.user, host=host, activity="logon", remote="false")
-        ev.add(
-            "device",
-            _at(day, t),
-            user=p.user,
-            host=host,
-            activity="connect",
-            device_class="usb_storage",
+        _usb(ev, p, host, day, t, "connect")
+        _burst(
+            rng,
+            ev,
+            p,
+            host,
+            day,
+            share,
+            t + 0.02,
+            0.004,
+            int(rng.integers(30, 60)),
+            ("copy",),
+            (16, 0.8),
+            0.5,
+            destination="removable",
+            system=system,
+            classification="秘",
         )
-        for k in range(int(rng.integers(30, 60))):
-            path, _ = _doc(rng, dept[2], secret=rng.random() < 0.5)
-            ev.add(
-                "file_access",
-                _at(day, t + 0.02 + k * 0.004),
-                user=p.user,
-                host=host,
-                action="copy",
-                path=path,
-                bytes=int(rng.lognormal(16, 0.8)),
-                destination="removable",
-                system=dept[3][0],
-                classification="秘",
-            )
-        ev.add(
-            "device",
-            _at(day, t + 0.6),
-            user=p.user,
-            host=host,
-            activity="disconnect",
-            device_class="usb_storage",
-        )
+        _usb(ev, p, host, day, t + 0.6, "disconnect")
         ev.add(
             "logon", _at(day, t + 0.7), user=p.user, host=host, activity="logoff", remote="false"
         )
@@ -715,77 +739,79 @@ def _incident_day(
                 body=f"{code} の仕様書と図面を送ります。",
             )
     elif inc.scenario == "cross_dept_top_secret":
-        target = DEPARTMENTS[0]
         t = float(rng.uniform(p.start_hour + 2, p.start_hour + p.hours - 1))
-        for k in range(int(rng.integers(15, 35))):
-            path, _ = _doc(rng, target[2], secret=True)
-            ev.add(
-                "file_access",
-                _at(day, t + k * 0.01),
-                user=p.user,
-                host=host,
-                action=("open", "read", "download")[k % 3],
-                path=path,
-                bytes=int(rng.lognormal(14, 1)),
-                destination="local",
-                system="cad-vault",
-                classification="極秘",
-            )
+        _burst(
+            rng,
+            ev,
+            p,
+            host,
+            day,
+            DEPARTMENTS[0][2],
+            t,
+            0.01,
+            int(rng.integers(15, 35)),
+            ("open", "read", "download"),
+            (14, 1),
+            1.0,
+            destination="local",
+            system="cad-vault",
+            classification="極秘",
+        )
     elif inc.scenario == "late_night_cloud":
         t = 1.0 + float(rng.uniform(0, 1.5))
         ev.add(
             "logon", _at(day, t - 0.1), user=p.user, host="VPN-GW", activity="logon", remote="true"
         )
-        for k in range(int(rng.integers(80, 150))):
-            path, _ = _doc(rng, dept[2], secret=rng.random() < 0.3)
-            ev.add(
-                "file_access",
-                _at(day, t + k * 0.004),
-                user=p.user,
-                host="VPN-GW",
-                action="read",
-                path=path,
-                bytes=int(rng.lognormal(14.5, 1)),
-                destination="local",
-                system=dept[3][0],
-                classification="社外秘",
-            )
-        ev.add(
-            "web",
-            _at(day, t + 0.8),
-            user=p.user,
-            host="VPN-GW",
-            url="https://drive.google.com/upload",
-            action="upload",
-            bytes_out=int(rng.lognormal(20.5, 0.4)),
+        _burst(
+            rng,
+            ev,
+            p,
+            "VPN-GW",
+            day,
+            share,
+            t,
+            0.004,
+            int(rng.integers(80, 150)),
+            ("read",),
+            (14.5, 1),
+            0.3,
+            destination="local",
+            system=system,
+            classification="社外秘",
+        )
+        _upload(
+            ev,
+            p,
+            "VPN-GW",
+            day,
+            t + 0.8,
+            "https://drive.google.com/upload",
+            int(rng.lognormal(20.5, 0.4)),
         )
         ev.add(
             "logon", _at(day, t + 1.0), user=p.user, host="VPN-GW", activity="logoff", remote="true"
         )
     elif inc.scenario == "slow_theft":
         t = float(rng.uniform(p.start_hour + 1, p.start_hour + p.hours - 1))
-        for k in range(int(rng.integers(3, 6))):
-            path, _ = _doc(rng, dept[2], secret=True)
-            ev.add(
-                "file_access",
-                _at(day, t + k * 0.05),
-                user=p.user,
-                host=host,
-                action="upload",
-                path=path,
-                bytes=int(rng.lognormal(14, 0.5)),
-                destination="cloud",
-                system=dept[3][0],
-                classification="極秘",
-            )
-        ev.add(
-            "web",
-            _at(day, t + 0.3),
-            user=p.user,
-            host=host,
-            url="https://gigafile.nu/upload",
-            action="upload",
-            bytes_out=int(rng.lognormal(15, 0.5)),
+        _burst(
+            rng,
+            ev,
+            p,
+            host,
+            day,
+            share,
+            t,
+            0.05,
+            int(rng.integers(3, 6)),
+            ("upload",),
+            (14, 0.5),
+            1.0,
+            destination="cloud",
+            system=system,
+            classification="極秘",
+        )
+        _upload(
+            ev, p, host, day, t + 0.3, "https://gigafile.nu/upload", int(rng.lognormal(15, 0.5))
         )
 
 
@@ -841,7 +867,7 @@ def generate(
             if present:
                 _normal_day(rng, p, day, ev, scale, workday, org.people)
             for inc in incident_days.get((p.idx, day), []):
-                _incident_day(rng, inc, p, day, ev, org.people)
+                _incident_day(rng, inc, p, day, ev)
         _feed_noise(rng, day, ev, workday)
     out.mkdir(parents=True, exist_ok=True)
     written = _write_sources(ev, out, start, period[-1], compress)
