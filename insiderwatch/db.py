@@ -1,7 +1,7 @@
 """The SQL side of the store: run records (and, later, alerts and findings).
 
 DuckDB file by default; the same statements run on PostgreSQL when given a ``postgresql://``
-URL. Statements are written with ``?`` placeholders and translated for psycopg.
+URL. Statements use ``?`` parameter markers, rewritten to ``%s`` for psycopg.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +166,3 @@ class QualityGate:
             detail = f" ({share:.1f}% of rows)" if share is not None else ""
             failures.append(f"{config.type} on {column}{detail}")
         return GateResult(source, False, evaluated, failures)
-
-
-@cache
-def default_gate() -> QualityGate:
-    return QualityGate()

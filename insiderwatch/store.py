@@ -52,9 +52,6 @@ class EventStore:
     def write_roster(self, frame: pl.DataFrame) -> None:
         write_atomic(frame, self.roster_path())
 
-    def roster(self) -> pl.DataFrame:
-        return pl.read_parquet(self.roster_path())
-
     def scan(
         self, source: str, start: date | None = None, end: date | None = None, area: str = "events"
     ) -> pl.LazyFrame:
@@ -65,15 +62,6 @@ class EventStore:
         if not chosen:
             return pl.LazyFrame()
         return pl.scan_parquet(chosen)
-
-    def days(self, source: str, area: str = "events") -> list[date]:
-        base = self.root / area / source
-        out = []
-        for part in sorted(base.glob(f"date=*/{PART}")):
-            label = part.parent.name[5:]
-            if label != "unknown":
-                out.append(date.fromisoformat(label))
-        return out
 
 
 def _in_window(label: str, start: date | None, end: date | None) -> bool:

@@ -6,7 +6,7 @@ the docs in ``schemas/README.md``) reads it from here; nothing else redefines a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["str", "int", "bool", "timestamp", "date", "enum", "list", "classification"]
@@ -32,7 +32,6 @@ class Source:
     # The column that ties an event to a person; mail is tied through addresses instead.
     user_column: str | None = "user"
     dedup: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -41,12 +40,6 @@ class Source:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
-
-    def column(self, name: str) -> Column:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(name)
 
 
 CLASSIFICATIONS = ("top_secret", "secret", "internal", "public")
