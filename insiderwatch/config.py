@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas.canonical import CLASSIFICATIONS
+
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 SITE_FILE_NAME = "insiderwatch.toml"
 
@@ -31,6 +33,8 @@ class SiteConfig(_Strict):
     internal_domains: tuple[str, ...] = ()
     workday_start: time
     workday_end: time
+    night_start: time
+    night_end: time
     company_holidays: tuple[str, ...] = ()
     holiday_country: str = "JP"
 
@@ -64,6 +68,28 @@ class ListsConfig(_Strict):
     competitor_domains: tuple[str, ...] = ()
     technical_keywords: tuple[str, ...] = ()
     code_names: tuple[str, ...] = ()
+    path_classification: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("path_classification")
+    @classmethod
+    def _known_levels(cls, value: dict[str, str]) -> dict[str, str]:
+        for folder, level in value.items():
+            if level not in CLASSIFICATIONS:
+                raise ValueError(f"{folder!r}: level must be one of {', '.join(CLASSIFICATIONS)}")
+        return value
+
+    @field_validator(
+        "free_mail_domains",
+        "sanctioned_cloud",
+        "personal_cloud",
+        "file_transfer",
+        "job_sites",
+        "expert_networks",
+        "competitor_domains",
+    )
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().lower() for v in value)
 
 
 class Config(_Strict):

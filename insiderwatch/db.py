@@ -1,4 +1,4 @@
-"""The SQL side of the store: run records (and, later, alerts and findings).
+"""The SQL side of the store: runs, ingest counts, alerts, findings and triage history.
 
 DuckDB file by default; the same statements run on PostgreSQL when given a ``postgresql://``
 URL. Statements use ``?`` parameter markers, rewritten to ``%s`` for psycopg.
@@ -7,7 +7,8 @@ URL. Statements use ``?`` parameter markers, rewritten to ``%s`` for psycopg.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,51 @@ SCHEMA = (
         quarantined BIGINT NOT NULL,
         duplicates BIGINT NOT NULL,
         gate TEXT
+    )""",
+    # One row per alerting user-day; alert_id is stable across reruns of the day.
+    """CREATE TABLE IF NOT EXISTS alerts (
+        alert_id TEXT PRIMARY KEY,
+        alert_date DATE NOT NULL,
+        user_id TEXT NOT NULL,
+        name TEXT,
+        department TEXT,
+        supervisor TEXT,
+        score INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        budgeted BOOLEAN NOT NULL,
+        detectors TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        model_score DOUBLE PRECISION,
+        drivers TEXT NOT NULL,
+        status TEXT NOT NULL,
+        run_id TEXT
+    )""",
+    # One row per detector hit, alerting or not.
+    """CREATE TABLE IF NOT EXISTS findings (
+        finding_id TEXT PRIMARY KEY,
+        alert_id TEXT,
+        alert_date DATE NOT NULL,
+        user_id TEXT NOT NULL,
+        detector TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        points DOUBLE PRECISION NOT NULL,
+        channel TEXT,
+        value DOUBLE PRECISION,
+        reason TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        run_id TEXT
+    )""",
+    # Triage history; the latest row per alert is its status, and survives reruns.
+    """CREATE TABLE IF NOT EXISTS triage (
+        alert_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        note TEXT,
+        actor TEXT,
+        changed_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (alert_id, seq)
     )""",
 )
 
@@ -80,6 +126,25 @@ class Database:
                 cur.execute(self._sql(sql), params)
                 return list(cur.fetchall())
         return self._conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all."""
+        if self._pg:
+            with self._conn.transaction():
+                yield
+            return
+        self._conn.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._pg
 
     def close(self) -> None:
         self._conn.close()

@@ -1,0 +1,28 @@
+"""Activity on or after the person's notice date (the leaver window)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors import base
+
+
+class Params(base.Params):
+    min_events: int
+
+
+def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
+    on_notice = pl.col("notice_date").is_not_null() & (
+        pl.col("notice_date") <= pl.col("local_date")
+    )
+    last = (
+        pl.when(pl.col("last_day").is_not_null())
+        .then(pl.format(", last day {}", pl.col("last_day")))
+        .otherwise(pl.lit(""))
+    )
+    return evidence.days.filter(on_notice, pl.col("events") >= p.min_events).select(
+        "user",
+        "local_date",
+        value=(pl.col("local_date") - pl.col("notice_date")).dt.total_days().cast(pl.Float64),
+        reason=pl.format("leaver: gave notice on {}{}", pl.col("notice_date"), last),
+    )

@@ -1,0 +1,42 @@
+"""Printing far more pages than usual."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors import base
+from detectors.expressions import count, first_references, usual_and_peers
+
+
+class Params(base.Params):
+    min_pages: int
+    own_multiple: float
+    peer_multiple: float
+
+
+def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
+    prints = evidence.source("print")
+    if prints is None:
+        return base.empty()
+    refs = prints.group_by("user", "local_date").agg(first_references())
+    pages = pl.col("printed_pages")
+    return (
+        evidence.days.filter(
+            pages >= p.min_pages,
+            pages > p.own_multiple * pl.col("printed_pages__own").fill_null(0),
+            pages > p.peer_multiple * pl.col("printed_pages__peer").fill_null(0),
+        )
+        .join(refs, on=["user", "local_date"], how="left")
+        .select(
+            "user",
+            "local_date",
+            "evidence",
+            value=pages,
+            reason=pl.format(
+                "printed {} pages in {} job(s); {}",
+                count(pages),
+                count(pl.col("print_jobs")),
+                usual_and_peers("printed_pages"),
+            ),
+        )
+    )

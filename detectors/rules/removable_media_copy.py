@@ -1,0 +1,46 @@
+"""Files written to USB sticks and other removable media."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors import base
+from detectors.expressions import count, first_references, human_bytes, usual_and_peers
+
+
+class Params(base.Params):
+    min_files: int
+    min_bytes: int
+    own_multiple: float
+
+
+def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
+    files = evidence.source("file_access")
+    if files is None:
+        return base.empty()
+    refs = (
+        files.filter(pl.col("destination") == "removable")
+        .group_by("user", "local_date")
+        .agg(first_references(), top_secret=(pl.col("level") == "top_secret").any())
+    )
+    size = pl.col("removable_bytes")
+    return (
+        evidence.days.filter(
+            (pl.col("removable_files") >= p.min_files) | (size >= p.min_bytes),
+            size > p.own_multiple * pl.col("removable_bytes__own").fill_null(0),
+        )
+        .join(refs, on=["user", "local_date"], how="left")
+        .select(
+            "user",
+            "local_date",
+            "evidence",
+            "top_secret",
+            value=size,
+            reason=pl.format(
+                "copied {} files ({}) to removable media; {}",
+                count(pl.col("removable_files")),
+                human_bytes(size),
+                usual_and_peers("removable_bytes", human_bytes),
+            ),
+        )
+    )

@@ -1,0 +1,45 @@
+"""Access to 極秘 (top-secret) material beyond the person's usual."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors import base
+from detectors.expressions import count, first_references, usual_and_peers
+
+
+class Params(base.Params):
+    min_events: int
+    own_multiple: float
+
+
+def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
+    files = evidence.source("file_access")
+    if files is None:
+        return base.empty()
+    refs = (
+        files.filter(pl.col("level") == "top_secret")
+        .group_by("user", "local_date")
+        .agg(first_references(), actions=pl.col("action").unique().sort().str.join("/"))
+    )
+    n = pl.col("top_secret_events")
+    return (
+        evidence.days.filter(
+            n >= p.min_events,
+            n > p.own_multiple * pl.col("top_secret_events__own").fill_null(0),
+        )
+        .join(refs, on=["user", "local_date"], how="left")
+        .select(
+            "user",
+            "local_date",
+            "evidence",
+            top_secret=pl.lit(True),
+            value=n,
+            reason=pl.format(
+                "{} file events ({}) on 極秘 material; {}",
+                count(n),
+                pl.col("actions"),
+                usual_and_peers("top_secret_events"),
+            ),
+        )
+    )

@@ -1,0 +1,198 @@
+"""Detection: assemble the evidence for a range of days, run every rule, run the model.
+
+Rules and the model see the same evidence; the rules' findings and the model's scores are
+kept apart until scoring combines them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from detectors.base import Evidence
+from detectors.expressions import count, human_bytes, percent
+from detectors.models.isolation_forest import DeviationForest, deviation_matrix
+from detectors.settings import Tuning
+from insiderwatch.config import Config
+from insiderwatch.features import (
+    KEY,
+    evidence_frame,
+    load_day_events,
+    roster_lazy,
+)
+from insiderwatch.store import EventStore
+from schemas.features import FEATURE_NAMES, UNITS
+
+ROSTER_COLUMNS = (
+    "user",
+    "name",
+    "email",
+    "department",
+    "role",
+    "supervisor",
+    "hire_date",
+    "notice_date",
+    "last_day",
+    "priority",
+    "personal_emails",
+)
+
+
+def days_between(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+@dataclass
+class Assembled:
+    frame: pl.DataFrame  # every loaded user-day (training days first), with baselines
+    evidence: Evidence  # the scored days only, and their annotated events
+    start: date
+    end: date
+
+
+def with_roster(frame: pl.LazyFrame, roster: pl.LazyFrame) -> pl.LazyFrame:
+    """Roster columns as known on each day: a notice (and its last day) only from the day it
+    was given; a notice dated after the scored day was unknown then and is not used."""
+    known = pl.col("notice_date") <= pl.col("local_date")
+    return frame.join(roster.select(ROSTER_COLUMNS), on="user", how="left").with_columns(
+        notice_date=pl.when(known).then(pl.col("notice_date")),
+        last_day=pl.when(known | (pl.col("last_day") <= pl.col("local_date"))).then(
+            pl.col("last_day")
+        ),
+        priority=pl.col("priority").fill_null(False),
+        personal_emails=pl.col("personal_emails").fill_null([]),
+    )
+
+
+def assemble(
+    store: EventStore, start: date, end: date, config: Config, tuning: Tuning
+) -> Assembled:
+    b = tuning.baseline
+    window = max(b.window_days, tuning.model.train_days)
+    frame = evidence_frame(store, start, end, window, b.min_history_days, b.min_peer_size)
+    roster = roster_lazy(store)
+    if frame.is_empty():
+        frame = pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
+    else:
+        frame = with_roster(frame.lazy(), roster).collect()
+    scored = frame.lazy().filter(pl.col("local_date").is_between(start, end))
+    events: dict[str, list[pl.LazyFrame]] = {}
+    for day in days_between(start, end):
+        for source, lf in load_day_events(store, day, config, roster).items():
+            events.setdefault(source, []).append(lf)
+    merged = {source: pl.concat(parts) for source, parts in events.items()}
+    return Assembled(frame, Evidence(scored, merged), start, end)
+
+
+def run_rules(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
+    """Every rule's findings for the scored days, collected once."""
+    if assembled.frame.height == 0:
+        return empty_findings()
+    parts = [d.run(assembled.evidence) for d in tuning.detectors]
+    return pl.concat(parts).collect().sort("local_date", "user", "detector", "reason")
+
+
+def empty_findings() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "detector": pl.String,
+            "user": pl.String,
+            "local_date": pl.Date,
+            "severity": pl.String,
+            "kind": pl.String,
+            "booster": pl.String,
+            "channel": pl.String,
+            "value": pl.Float64,
+            "reason": pl.String,
+            "evidence": pl.List(pl.String),
+            "top_secret": pl.Boolean,
+        }
+    )
+
+
+MODEL_SCHEMA = {
+    "user": pl.String,
+    "local_date": pl.Date,
+    "model_score": pl.Float64,
+    "model_percentile": pl.Float64,
+    "model_points": pl.Float64,
+    "drivers": pl.List(pl.String),
+    "model_reason": pl.String,
+}
+
+
+def run_model(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
+    """Isolation-forest scores per scored user-day, each model fitted on the ``train_days``
+    before its day (never the day itself), with the features that drove high scores."""
+    m = tuning.model
+    frame = assembled.frame
+    if frame.height == 0:
+        return pl.DataFrame(schema=MODEL_SCHEMA)
+    # Only days with a baseline to deviate from can train or be scored.
+    usable = frame.filter(pl.col("peer_days").is_not_null() | (pl.col("history_days") > 0))
+    out = []
+    for day in days_between(assembled.start, assembled.end):
+        today = usable.filter(pl.col("local_date") == day)
+        train = usable.filter(
+            pl.col("local_date").is_between(day - timedelta(days=m.train_days), day, closed="left")
+        )
+        if today.height == 0 or train.height < m.min_train_rows:
+            continue
+        forest = DeviationForest(m.n_estimators, m.max_samples, m.seed).fit(deviation_matrix(train))
+        x = deviation_matrix(today)
+        scores = forest.decision_function(x)
+        pct = forest.percentile(scores)
+        points = np.clip((pct - m.quantile) / (1 - m.quantile), 0, 1) * m.max_points
+        drivers = forest.drivers(x, m.drivers, only=points > 0)
+        out.append(
+            today.select(KEY).with_columns(
+                model_score=pl.Series(scores),
+                model_percentile=pl.Series(pct),
+                model_points=pl.Series(points),
+                drivers=pl.Series(drivers, dtype=pl.List(pl.String)),
+            )
+        )
+    if not out:
+        return pl.DataFrame(schema=MODEL_SCHEMA)
+    scored = pl.concat(out)
+    return scored.join(_driver_reasons(scored, frame), on=list(KEY), how="left").select(
+        list(MODEL_SCHEMA)
+    )
+
+
+def _fmt(name: str):
+    return {"bytes": human_bytes, "share": percent}.get(UNITS[name], count)
+
+
+def _driver_reasons(scored: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """ "unusual day for this person (model): removable bytes 320 MB (usual 0 B; peers 1.2 MB)"."""
+    driven = scored.filter(pl.col("drivers").list.len() > 0).select(*KEY, "drivers")
+    rows = frame.join(driven.select(KEY), on=list(KEY), how="semi")
+    long = driven.explode("drivers").rename({"drivers": "feature"})
+    texts = pl.concat(
+        [
+            rows.select(
+                *KEY,
+                feature=pl.lit(name),
+                text=pl.format(
+                    "{} {} (usual {}; peers {})",
+                    pl.lit(name.replace("_", " ")),
+                    _fmt(name)(pl.col(name)),
+                    _fmt(name)(pl.col(f"{name}__own")),
+                    _fmt(name)(pl.col(f"{name}__peer")),
+                ),
+            )
+            for name in FEATURE_NAMES
+        ]
+    )
+    return (
+        long.with_row_index("order")
+        .join(texts, on=[*KEY, "feature"], how="left")
+        .sort("order")
+        .group_by(KEY, maintain_order=True)
+        .agg(text=pl.col("text").str.join("; "))
+        .select(*KEY, model_reason=pl.format("unusual day for this person (model): {}", "text"))
+    )

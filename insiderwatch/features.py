@@ -1,0 +1,592 @@
+"""User-day evidence: events annotated once, aggregated per person and local day, stored, and
+joined with past-only baselines when a day is scored.
+
+Stored per day (``features/user_day`` and ``features/touches`` partitions) so that a daily run
+reads one day of events and small feature files for the baseline window. Everything here is
+one lazy query per stage; nothing loops over rows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import polars as pl
+
+from insiderwatch.calendar import workday_expr
+from insiderwatch.config import Config
+from insiderwatch.store import EventStore
+from schemas.canonical import CLASSIFICATIONS
+from schemas.features import FEATURE_NAMES, STORED_FEATURES, WINDOW_FEATURES
+
+KEY = ("user", "local_date")
+USER_DAY = "user_day"
+TOUCHES = "touches"
+# Higher rank = more sensitive; used to take the stricter of the column and the path rule.
+LEVEL_RANK = {level: rank for rank, level in enumerate(reversed(CLASSIFICATIONS), start=1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared expressions
+
+
+def domain_pattern(domains: tuple[str, ...] | list[str]) -> str | None:
+    """Regex matching a host or address domain equal to, or a subdomain of, any of ``domains``.
+
+    >>> import re
+    >>> bool(re.search(domain_pattern(["dropbox.com"]), "www.dropbox.com"))
+    True
+    >>> bool(re.search(domain_pattern(["dropbox.com"]), "notdropbox.com"))
+    False
+    """
+    if not domains:
+        return None
+    return r"(?:^|\.)(?:" + "|".join(re.escape(d.lower()) for d in domains) + r")$"
+
+
+def in_domains(host: pl.Expr, domains: tuple[str, ...] | list[str]) -> pl.Expr:
+    pattern = domain_pattern(domains)
+    return pl.lit(False) if pattern is None else host.str.contains(pattern).fill_null(False)
+
+
+def url_host(url: pl.Expr) -> pl.Expr:
+    """Lower-cased host of a URL (``https://www.Dropbox.com/x`` -> ``www.dropbox.com``)."""
+    return url.str.to_lowercase().str.extract(r"^(?:[a-z][a-z0-9+.-]*://)?([^/:?#@]+)", 1)
+
+
+def address_domain(address: pl.Expr) -> pl.Expr:
+    return address.str.to_lowercase().str.extract(r"@([^@>\s]+)\s*>?$", 1)
+
+
+def term_pattern(term: str) -> str:
+    """Case-insensitive pattern for one keyword; Latin words must stand alone
+    (``CAD`` matches ``CAD_drawing`` but not ``decade``), Japanese terms match anywhere."""
+    escaped = re.escape(term)
+    if term.isascii():
+        return rf"(?i)(?:^|[^a-z0-9]){escaped}(?:[^a-z0-9]|$)"
+    return escaped
+
+
+def matched_terms(text: pl.Expr, terms: tuple[str, ...]) -> pl.Expr:
+    """The list of ``terms`` found in ``text`` (each at most once, in list order)."""
+    if not terms:
+        return pl.lit([], dtype=pl.List(pl.String))
+    return pl.concat_list(
+        [pl.when(text.str.contains(term_pattern(t))).then(pl.lit(t)) for t in terms]
+    ).list.drop_nulls()
+
+
+def local_hour(config: Config) -> pl.Expr:
+    """Hour of the day in the site time zone, as a float (13:30 -> 13.5)."""
+    local = pl.col("timestamp").dt.convert_time_zone(config.site.timezone)
+    return local.dt.hour() + local.dt.minute() / 60.0 + local.dt.second() / 3600.0
+
+
+def _hours(value) -> float:
+    return value.hour + value.minute / 60.0
+
+
+def time_flags(config: Config, day: date) -> list[pl.Expr]:
+    """``workday``, ``after_hours`` and ``night`` for events of ``day``."""
+    site = config.site
+    hour = pl.col("hour")
+    workday = workday_expr(pl.col("local_date"), site, day, day)
+    in_hours = (hour >= _hours(site.workday_start)) & (hour < _hours(site.workday_end))
+    night_start, night_end = _hours(site.night_start), _hours(site.night_end)
+    if night_start > night_end:
+        night = (hour >= night_start) | (hour < night_end)
+    else:
+        night = (hour >= night_start) & (hour < night_end)
+    return [
+        workday.alias("workday"),
+        (~workday | ~in_hours).alias("after_hours"),
+        night.alias("night"),
+    ]
+
+
+def effective_level(config: Config) -> pl.Expr:
+    """The stricter of the classification column and the path's folder rule."""
+    rank = pl.col("classification").replace_strict(LEVEL_RANK, default=0, return_dtype=pl.Int8)
+    for folder, level in sorted(config.lists.path_classification.items()):
+        marker = r"(?:^|[\\/])" + re.escape(folder) + r"(?:[\\/]|$)"
+        rank = pl.max_horizontal(
+            rank,
+            pl.when(pl.col("path").str.contains(marker)).then(LEVEL_RANK[level]).otherwise(0),
+        )
+    by_rank = {r: level for level, r in LEVEL_RANK.items()}
+    return rank.replace_strict(by_rank, default=None, return_dtype=pl.String).alias("level")
+
+
+def share_of(path: pl.Expr) -> pl.Expr:
+    r"""The share of a UNC path (``\\fs01\rnd\x.docx`` -> ``rnd``); null for other paths."""
+    return path.str.extract(r"^[\\/]{2}[^\\/]+[\\/]([^\\/]+)", 1).str.to_lowercase()
+
+
+# ---------------------------------------------------------------------------------------------
+# Annotated events: what the rules and the reasons see
+
+
+def annotate(
+    source: str, events: pl.LazyFrame, config: Config, day: date, roster: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Canonical events of one day plus derived columns (local hour, after-hours, night, …)."""
+    lists = config.lists
+    frame = events.with_columns(hour=local_hour(config)).with_columns(time_flags(config, day))
+    if source == "file_access":
+        frame = frame.with_columns(effective_level(config), share=share_of(pl.col("path")))
+    elif source == "web":
+        host = url_host(pl.col("url"))
+        frame = frame.with_columns(domain=host).with_columns(
+            personal_site=in_domains(pl.col("domain"), lists.personal_cloud + lists.file_transfer)
+            & ~in_domains(pl.col("domain"), lists.sanctioned_cloud),
+            job_site=in_domains(pl.col("domain"), lists.job_sites),
+            expert_network=in_domains(pl.col("domain"), lists.expert_networks),
+        )
+    elif source == "mail":
+        frame = _annotate_mail(frame, config, roster)
+    return frame
+
+
+def _annotate_mail(frame: pl.LazyFrame, config: Config, roster: pl.LazyFrame) -> pl.LazyFrame:
+    lists = config.lists
+    internal = domain_pattern(config.site.internal_domains)
+    addresses = pl.concat_list(
+        pl.col("recipients").fill_null([]),
+        pl.col("cc").fill_null([]),
+        pl.col("bcc").fill_null([]),
+    ).list.eval(pl.element().str.to_lowercase().str.strip_chars())
+    domains = addresses.list.eval(pl.element().str.extract(r"@([^@>\s]+)\s*>?$", 1))
+    keep = pl.element().is_not_null()
+    if internal:
+        keep = keep & ~pl.element().str.contains(internal)
+    free = domain_pattern(lists.free_mail_domains)
+    rival = domain_pattern(lists.competitor_domains)
+    own = roster.select(
+        "user",
+        own_personal=pl.col("personal_emails").list.eval(pl.element().str.to_lowercase()),
+    )
+    text = pl.concat_str(
+        [
+            pl.col("subject").fill_null(""),
+            pl.col("attachment_names").fill_null([]).list.join(" "),
+            pl.col("body").fill_null(""),
+        ],
+        separator=" ",
+    )
+    outbound = pl.col("direction") == "outbound"
+    return (
+        frame.with_columns(addresses=addresses, domains=domains)
+        .join(own, on="user", how="left")
+        .with_columns(
+            external_domains=pl.col("domains").list.eval(pl.element().filter(keep)),
+            to_own_personal=pl.col("addresses")
+            .list.set_intersection(pl.col("own_personal").fill_null([]))
+            .list.len()
+            > 0,
+        )
+        .with_columns(
+            external=outbound & (pl.col("external_domains").list.len() > 0),
+            to_free_mail=pl.col("external_domains")
+            .list.eval(pl.element().str.contains(free) if free else pl.lit(False))
+            .list.any()
+            .fill_null(False),
+            to_competitor=pl.col("external_domains")
+            .list.eval(pl.element().str.contains(rival) if rival else pl.lit(False))
+            .list.any()
+            .fill_null(False),
+            has_attachments=pl.col("attachments").fill_null(0) > 0,
+        )
+        .with_columns(
+            keywords=pl.when(pl.col("external")).then(
+                matched_terms(text, lists.technical_keywords)
+            ),
+            code_names=pl.when(pl.col("external")).then(matched_terms(text, lists.code_names)),
+            to_personal=pl.col("external") & (pl.col("to_own_personal") | pl.col("to_free_mail")),
+        )
+        .drop("own_personal")
+    )
+
+
+def load_day_events(
+    store: EventStore, day: date, config: Config, roster: pl.LazyFrame
+) -> dict[str, pl.LazyFrame]:
+    """Annotated events of ``day`` per source (sources with no partition are left out)."""
+    out: dict[str, pl.LazyFrame] = {}
+    for source in ("logon", "file_access", "print", "mail", "web", "device"):
+        path = store.partition("events", source, day)
+        if path.exists():
+            out[source] = annotate(source, pl.scan_parquet(path), config, day, roster)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-day features
+
+
+def _sum_if(condition: pl.Expr, value: pl.Expr | None = None) -> pl.Expr:
+    if value is None:
+        return condition.cast(pl.Int64).sum()
+    return pl.when(condition).then(value.fill_null(0)).otherwise(0).sum()
+
+
+def day_features(events: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """One row per person active on the day, every stored feature filled (0 when absent)."""
+    parts: list[pl.LazyFrame] = []
+    activity = [
+        frame.filter(pl.col("direction") == "outbound") if source == "mail" else frame
+        for source, frame in events.items()
+    ]
+    if activity:
+        stamps = pl.concat(
+            [f.select(*KEY, "after_hours", "night") for f in activity], how="vertical"
+        )
+        parts.append(
+            stamps.group_by(KEY).agg(
+                events=pl.len(),
+                after_hours_events=_sum_if(pl.col("after_hours")),
+                after_hours_share=pl.col("after_hours").mean(),
+                night_events=_sum_if(pl.col("night")),
+            )
+        )
+    if "file_access" in events:
+        files = events["file_access"]
+        action, dest, size = pl.col("action"), pl.col("destination"), pl.col("bytes")
+        removable = dest == "removable"
+        parts.append(
+            files.group_by(KEY).agg(
+                files_read=_sum_if(action.is_in(["open", "read"])),
+                files_read_bytes=_sum_if(action.is_in(["open", "read"]), size),
+                files_downloaded=_sum_if(action == "download"),
+                files_downloaded_bytes=_sum_if(action == "download", size),
+                files_copied=_sum_if(action.is_in(["copy", "move"]) & ~removable.fill_null(False)),
+                files_copied_bytes=_sum_if(
+                    action.is_in(["copy", "move"]) & ~removable.fill_null(False), size
+                ),
+                removable_files=_sum_if(removable.fill_null(False)),
+                removable_bytes=_sum_if(removable.fill_null(False), size),
+                cloud_uploads=_sum_if((action == "upload") | (dest == "cloud").fill_null(False)),
+                cloud_upload_bytes=_sum_if(
+                    (action == "upload") | (dest == "cloud").fill_null(False), size
+                ),
+                top_secret_events=_sum_if(pl.col("level") == "top_secret"),
+                secret_events=_sum_if(pl.col("level") == "secret"),
+            )
+        )
+        parts.append(
+            files.filter(pl.col("night"))
+            .group_by(*KEY, pl.col("hour").floor())
+            .agg(n=pl.len())
+            .group_by(KEY)
+            .agg(night_peak_hour=pl.col("n").max())
+        )
+    if "device" in events:
+        parts.append(
+            events["device"]
+            .group_by(KEY)
+            .agg(usb_connects=_sum_if(pl.col("activity") == "connect"))
+        )
+    if "web" in events:
+        upload = (pl.col("action") == "upload") & pl.col("personal_site")
+        parts.append(
+            events["web"]
+            .group_by(KEY)
+            .agg(
+                personal_uploads=_sum_if(upload),
+                personal_upload_bytes=_sum_if(upload, pl.col("bytes_out")),
+                job_site_visits=_sum_if(pl.col("job_site")),
+                expert_network_visits=_sum_if(pl.col("expert_network")),
+            )
+        )
+    if "print" in events:
+        pages = pl.col("pages").fill_null(0) * pl.col("copies").fill_null(1).clip(lower_bound=1)
+        parts.append(
+            events["print"].group_by(KEY).agg(print_jobs=pl.len(), printed_pages=pages.sum())
+        )
+    if "mail" in events:
+        external = pl.col("external")
+        parts.append(
+            events["mail"]
+            .filter(pl.col("direction") == "outbound", pl.col("user").is_not_null())
+            .group_by(KEY)
+            .agg(
+                external_mails=_sum_if(external),
+                external_attachments=_sum_if(external, pl.col("attachments")),
+                external_attachment_bytes=_sum_if(external, pl.col("attachment_bytes")),
+                personal_mails=_sum_if(pl.col("to_personal") & pl.col("has_attachments")),
+                competitor_mails=_sum_if(external & pl.col("to_competitor")),
+                technical_mails=_sum_if(
+                    external
+                    & ((pl.col("keywords").list.len() > 0) | (pl.col("code_names").list.len() > 0))
+                ),
+            )
+        )
+    if "logon" in events:
+        parts.append(
+            events["logon"]
+            .group_by(KEY)
+            .agg(
+                remote_logons=_sum_if(
+                    (pl.col("activity") == "logon") & pl.col("remote").fill_null(False)
+                )
+            )
+        )
+    if not parts:
+        return empty_features().lazy()
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.join(part, on=list(KEY), how="full", coalesce=True)
+    missing = [pl.lit(0).alias(n) for n in STORED_FEATURES if n not in merged.collect_schema()]
+    return (
+        merged.with_columns(missing)
+        .select(*KEY, *STORED_FEATURES)
+        .with_columns(
+            [pl.col(n).fill_null(0).cast(pl.Float64) for n in STORED_FEATURES],
+        )
+        .sort(KEY)
+    )
+
+
+def empty_features() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "user": pl.String,
+            "local_date": pl.Date,
+            **dict.fromkeys(STORED_FEATURES, pl.Float64),
+        }
+    )
+
+
+def day_touches(events: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """Systems and shares each person touched on the day, with event counts."""
+    if "file_access" not in events:
+        return pl.LazyFrame(
+            schema={
+                "user": pl.String,
+                "local_date": pl.Date,
+                "kind": pl.String,
+                "item": pl.String,
+                "n": pl.UInt32,
+            }
+        )
+    files = events["file_access"]
+    systems = files.select(*KEY, kind=pl.lit("system"), item=pl.col("system").str.to_lowercase())
+    shares = files.select(*KEY, kind=pl.lit("share"), item=pl.col("share"))
+    return (
+        pl.concat([systems, shares])
+        .filter(pl.col("item").is_not_null() & (pl.col("item") != ""))
+        .group_by(*KEY, "kind", "item")
+        .agg(n=pl.len())
+        .sort(*KEY, "kind", "item")
+    )
+
+
+def roster_lazy(store: EventStore) -> pl.LazyFrame:
+    return pl.scan_parquet(store.roster_path())
+
+
+def build_features(store: EventStore, day: date, config: Config) -> int:
+    """Compute and store the day's user-day features and touches; returns people active."""
+    events = load_day_events(store, day, config, roster_lazy(store))
+    features = day_features(events).collect()
+    touches = day_touches(events).collect()
+    store.write_partition("features", USER_DAY, day, features)
+    store.write_partition("features", TOUCHES, day, touches)
+    return features.height
+
+
+def event_days(store: EventStore) -> list[date]:
+    """Days with at least one event partition."""
+    labels = {p.parent.name[5:] for p in store.root.glob("events/*/date=*/part-0.parquet")}
+    return sorted(date.fromisoformat(x) for x in labels if x != "unknown")
+
+
+def ensure_features(store: EventStore, days: list[date], config: Config) -> list[date]:
+    """Build features for ``days`` that have events but no (or stale) feature partition."""
+    built = []
+    for day in days:
+        target = store.partition("features", USER_DAY, day)
+        sources = list(store.root.glob(f"events/*/date={day.isoformat()}/part-0.parquet"))
+        if not sources:
+            continue
+        newest = max(p.stat().st_mtime_ns for p in sources)
+        if target.exists() and target.stat().st_mtime_ns >= newest:
+            continue
+        build_features(store, day, config)
+        built.append(day)
+    return built
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines and the evidence frame
+
+
+def _window_items(touches: pl.LazyFrame, window: int, first_loaded: date) -> pl.LazyFrame:
+    """new_systems / new_shares / new_item_events per user-day: items not touched in the
+    ``window`` days before. Only days whose whole window is loaded can tell what is new."""
+    gap = (
+        pl.col("local_date") - pl.col("local_date").shift(1).over("user", "kind", "item")
+    ).dt.total_days()
+    known = pl.col("local_date") >= pl.lit(first_loaded + timedelta(days=window))
+    flagged = (
+        touches.sort("user", "kind", "item", "local_date")
+        .with_columns(new=(gap.is_null() | (gap > window)) & known)
+        .filter(pl.col("new"))
+    )
+    return flagged.group_by(KEY).agg(
+        new_systems=_sum_if(pl.col("kind") == "system"),
+        new_shares=_sum_if(pl.col("kind") == "share"),
+        new_item_events=pl.max_horizontal(
+            _sum_if(pl.col("kind") == "system", pl.col("n")),
+            _sum_if(pl.col("kind") == "share", pl.col("n")),
+        ),
+        new_items=pl.col("item").unique().sort(),
+    )
+
+
+def peer_groups(roster: pl.LazyFrame, min_size: int) -> pl.LazyFrame:
+    """Peer group per person: department and role, or the department alone when fewer than
+    ``min_size`` people share the role there."""
+    size = pl.len().over("department", "role")
+    return roster.select(
+        "user",
+        peer_group=pl.when(size >= min_size)
+        .then(pl.concat_str("department", "role", separator="/"))
+        .otherwise(pl.col("department")),
+    )
+
+
+def evidence_frame(
+    store: EventStore,
+    start: date,
+    end: date,
+    window: int,
+    min_history: int,
+    min_peer: int,
+) -> pl.DataFrame:
+    """User-days from ``start - window`` to ``end`` with roster columns and past-only baselines.
+
+    Rows before ``start`` are the model's training days; each row's baselines use only the
+    ``window`` days before it, so the value for a day never depends on the range asked for.
+    """
+    first = start - timedelta(days=2 * window)
+    days = [first + timedelta(days=i) for i in range((end - first).days + 1)]
+    feature_files = [p for d in days if (p := store.partition("features", USER_DAY, d)).exists()]
+    touch_files = [p for d in days if (p := store.partition("features", TOUCHES, d)).exists()]
+    if not feature_files:
+        return pl.DataFrame()
+    roster = roster_lazy(store)
+    features = pl.scan_parquet(feature_files)
+    touches = pl.scan_parquet(touch_files) if touch_files else day_touches({})
+    items = _window_items(touches, window, first)
+    frame = (
+        features.join(items, on=list(KEY), how="left")
+        .with_columns(
+            [pl.col(n).fill_null(0).cast(pl.Float64) for n in WINDOW_FEATURES],
+            new_items=pl.col("new_items").fill_null([]),
+        )
+        .join(peer_groups(roster, min_peer), on="user", how="left")
+        .with_columns(pl.col("peer_group").fill_null("(not on roster)"))
+        .sort("user", "local_date")
+    )
+    logs = [pl.col(n).log1p().alias(f"{n}__log") for n in FEATURE_NAMES]
+    frame = frame.with_columns(logs)
+    own = (
+        frame.rolling(
+            index_column="local_date",
+            period=f"{window}d",
+            closed="left",
+            group_by="user",
+        )
+        .agg(
+            [
+                pl.len().alias("history_days"),
+                *[pl.col(n).mean().alias(f"{n}__own") for n in FEATURE_NAMES],
+                *[pl.col(n).max().alias(f"{n}__own_max") for n in FEATURE_NAMES],
+                *[pl.col(f"{n}__log").mean().alias(f"{n}__own_lm") for n in FEATURE_NAMES],
+                *[pl.col(f"{n}__log").std(ddof=0).alias(f"{n}__own_ls") for n in FEATURE_NAMES],
+            ]
+        )
+        .unique(KEY, keep="first")
+    )
+    sums = frame.group_by("peer_group", "local_date").agg(
+        [
+            pl.len().alias("peer_n"),
+            *[pl.col(n).sum().alias(f"{n}__s") for n in FEATURE_NAMES],
+            *[pl.col(f"{n}__log").sum().alias(f"{n}__ls") for n in FEATURE_NAMES],
+            *[(pl.col(f"{n}__log") ** 2).sum().alias(f"{n}__lss") for n in FEATURE_NAMES],
+        ]
+    )
+    peer = (
+        sums.sort("peer_group", "local_date")
+        .rolling(
+            index_column="local_date",
+            period=f"{window}d",
+            closed="left",
+            group_by="peer_group",
+        )
+        .agg(pl.all().exclude("local_date").sum())
+        .unique(["peer_group", "local_date"], keep="first")
+    )
+    peer_cols = []
+    for n in FEATURE_NAMES:
+        count = pl.col("peer_n")
+        mean_log = pl.col(f"{n}__ls") / count
+        var_log = (pl.col(f"{n}__lss") / count - mean_log**2).clip(lower_bound=0)
+        peer_cols += [
+            (pl.col(f"{n}__s") / count).alias(f"{n}__peer"),
+            mean_log.alias(f"{n}__peer_lm"),
+            var_log.sqrt().alias(f"{n}__peer_ls"),
+        ]
+    peer = peer.select("peer_group", "local_date", pl.col("peer_n").alias("peer_days"), *peer_cols)
+    enough = pl.col("history_days").fill_null(0) >= min_history
+    joined = frame.join(own, on=list(KEY), how="left").join(
+        peer, on=["peer_group", "local_date"], how="left"
+    )
+    baseline_cols = [
+        pl.when(enough).then(pl.lit("own")).otherwise(pl.lit("peer")).alias("baseline")
+    ]
+    for n in FEATURE_NAMES:
+        x = pl.col(f"{n}__log")
+        own_lm = pl.when(enough).then(pl.col(f"{n}__own_lm")).otherwise(pl.col(f"{n}__peer_lm"))
+        own_ls = pl.when(enough).then(pl.col(f"{n}__own_ls")).otherwise(pl.col(f"{n}__peer_ls"))
+        baseline_cols += [
+            pl.when(enough)
+            .then(pl.col(f"{n}__own"))
+            .otherwise(pl.col(f"{n}__peer"))
+            .alias(f"{n}__own"),
+            pl.when(enough)
+            .then(pl.col(f"{n}__own_max"))
+            .otherwise(pl.col(f"{n}__peer"))
+            .alias(f"{n}__own_max"),
+            _z(x, own_lm, own_ls).alias(f"{n}__own_z"),
+            _z(x, pl.col(f"{n}__peer_lm"), pl.col(f"{n}__peer_ls")).alias(f"{n}__peer_z"),
+        ]
+    drop = [
+        f"{n}__{s}"
+        for n in FEATURE_NAMES
+        for s in ("log", "own_lm", "own_ls", "peer_lm", "peer_ls")
+    ]
+    baselines = [
+        pl.col(f"{n}__{s}").fill_nan(None)
+        for n in FEATURE_NAMES
+        for s in ("own", "own_max", "peer")
+    ]
+    return (
+        joined.with_columns(baseline_cols)
+        .drop(drop)
+        .with_columns(baselines)
+        .with_columns(pl.col("history_days").fill_null(0).cast(pl.Int64))
+        .sort(KEY)
+        .collect()
+    )
+
+
+# Deviations are measured in log space; a floor on the spread keeps a person who always does
+# exactly the same thing from turning a one-file change into a huge z.
+_Z_FLOOR = 0.5
+_Z_CLIP = 10.0
+
+
+def _z(x: pl.Expr, mean: pl.Expr, spread: pl.Expr) -> pl.Expr:
+    z = (x - mean) / pl.max_horizontal(spread.fill_null(0), pl.lit(_Z_FLOOR))
+    return z.fill_null(0).fill_nan(0).clip(-_Z_CLIP, _Z_CLIP)

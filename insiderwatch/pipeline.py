@@ -1,0 +1,172 @@
+"""The pipeline's stages as library calls, each working on a range of days and passing results
+through the store (so the daily DAG can run each as its own task):
+
+ingest → quality → features → rules ∥ model → scoring → alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from detectors.settings import Tuning, load_tuning
+from insiderwatch.alerts import publish
+from insiderwatch.config import Config
+from insiderwatch.db import Database
+from insiderwatch.detect import (
+    MODEL_SCHEMA,
+    assemble,
+    days_between,
+    empty_findings,
+    run_model,
+    run_rules,
+)
+from insiderwatch.features import ensure_features
+from insiderwatch.ingest import IngestReport, ingest
+from insiderwatch.quality import QualityGate
+from insiderwatch.scoring import ALERT_SCHEMA, score
+from insiderwatch.store import EventStore
+
+RESULTS = "results"
+
+
+def ingest_stage(
+    logs: Path,
+    store: EventStore,
+    config: Config,
+    as_of: date,
+    start: date | None = None,
+    end: date | None = None,
+    gate: QualityGate | None = None,
+    on_file: Callable[[Path], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> IngestReport:
+    return ingest(logs, store, config, as_of, start, end, gate, on_file, on_plan)
+
+
+@dataclass
+class QualityStatus:
+    day: date
+    stored: int
+    quarantined: int
+    held_back: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.stored > 0
+
+
+def quality_stage(report: IngestReport, day: date) -> QualityStatus:
+    """The day's ingest outcome: rows stored and quarantined, sources held back by the gate."""
+    counts = [c for c in report.counts if c.day == day]
+    return QualityStatus(
+        day,
+        sum(c.stored for c in counts),
+        sum(c.quarantined for c in counts),
+        sorted(c.source for c in counts if c.gate.startswith("failed")),
+    )
+
+
+def features_stage(store: EventStore, start: date, end: date, config: Config) -> list[date]:
+    """Features for the range, and for the baseline and training days before it when missing."""
+    tuning = load_tuning()
+    window = max(tuning.baseline.window_days, tuning.model.train_days)
+    from datetime import timedelta
+
+    first = start - timedelta(days=2 * window)
+    return ensure_features(store, days_between(first, end), config)
+
+
+def _write_days(
+    store: EventStore, kind: str, frame: pl.DataFrame, start: date, end: date, on: str
+) -> None:
+    for day in days_between(start, end):
+        store.write_partition(RESULTS, kind, day, frame.filter(pl.col(on) == day))
+
+
+def _read_days(store: EventStore, kind: str, start: date, end: date, schema) -> pl.DataFrame:
+    files = [
+        p for d in days_between(start, end) if (p := store.partition(RESULTS, kind, d)).exists()
+    ]
+    if not files:
+        return pl.DataFrame(schema=schema)
+    return pl.read_parquet(files)
+
+
+def rules_stage(
+    store: EventStore, start: date, end: date, config: Config, tuning: Tuning
+) -> pl.DataFrame:
+    findings = run_rules(assemble(store, start, end, config, tuning), tuning)
+    _write_days(store, "findings", findings, start, end, "local_date")
+    return findings
+
+
+def model_stage(
+    store: EventStore, start: date, end: date, config: Config, tuning: Tuning
+) -> pl.DataFrame:
+    scores = run_model(assemble(store, start, end, config, tuning), tuning)
+    _write_days(store, "model", scores, start, end, "local_date")
+    return scores
+
+
+def scoring_stage(
+    store: EventStore, start: date, end: date, config: Config, tuning: Tuning
+) -> pl.DataFrame:
+    findings = _read_days(store, "findings", start, end, empty_findings().schema)
+    model = _read_days(store, "model", start, end, MODEL_SCHEMA)
+    assembled = assemble(store, start, end, config, tuning)
+    days = assembled.evidence.days.collect()
+    roster = pl.read_parquet(store.roster_path())
+    alerts = score(findings, model, days, roster, tuning.scoring, days_between(start, end))
+    _write_days(store, "alerts", alerts, start, end, "alert_date")
+    return alerts
+
+
+def alerts_stage(
+    store: EventStore, db: Database, start: date, end: date, run_id: str, tuning: Tuning
+) -> int:
+    """Publish the scored range to the alert store (replacing it; triage kept)."""
+    from insiderwatch.scoring import settings_points
+
+    alerts = _read_days(store, "alerts", start, end, ALERT_SCHEMA)
+    findings = _read_days(store, "findings", start, end, empty_findings().schema)
+    findings = findings.with_columns(points=settings_points(tuning.scoring))
+    return publish(db, alerts, findings, start, end, run_id)
+
+
+def detect_range(
+    store: EventStore,
+    db: Database,
+    start: date,
+    end: date,
+    config: Config,
+    tuning: Tuning,
+    run_id: str,
+) -> pl.DataFrame:
+    """Features, rules and model, scoring and publishing for ``start``–``end`` in one process
+    (one evidence assembly shared by rules and model)."""
+    features_stage(store, start, end, config)
+    assembled = assemble(store, start, end, config, tuning)
+    findings = run_rules(assembled, tuning)
+    scores = run_model(assembled, tuning)
+    _write_days(store, "findings", findings, start, end, "local_date")
+    _write_days(store, "model", scores, start, end, "local_date")
+    roster = pl.read_parquet(store.roster_path())
+    days = assembled.evidence.days.collect()
+    alerts = score(findings, scores, days, roster, tuning.scoring, days_between(start, end))
+    _write_days(store, "alerts", alerts, start, end, "alert_date")
+    from insiderwatch.scoring import settings_points
+
+    publish(
+        db,
+        alerts,
+        findings.with_columns(points=settings_points(tuning.scoring)),
+        start,
+        end,
+        run_id,
+    )
+    return alerts
