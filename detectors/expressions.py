@@ -73,4 +73,6 @@ def reference() -> pl.Expr:
 
 def first_references(limit: int = 5) -> pl.Expr:
     """Up to ``limit`` event references, earliest first, for an aggregation."""
-    return reference().sort_by("timestamp").head(limit).alias("evidence")
+    return (
+        reference().sort_by("timestamp", "source_file", "source_line").head(limit).alias("evidence")
+    )

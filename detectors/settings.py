@@ -35,6 +35,7 @@ class ModelSettings(_Settings):
     max_samples: int = Field(ge=16)
     seed: int
     train_days: int = Field(ge=7)
+    retrain_every_days: int = Field(ge=1, le=28)
     min_train_rows: int = Field(ge=50)
     quantile: float = Field(gt=0.5, lt=1.0)
     max_points: float = Field(ge=0, le=100)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -203,3 +204,28 @@ def set_status(
         )
         db.execute("UPDATE alerts SET status = ? WHERE alert_id = ?", (status, alert))
     return previous
+
+
+# Characters that make a spreadsheet treat a cell as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: pl.Expr) -> pl.Expr:
+    """Prefix a quote to text a spreadsheet would run as a formula (``=HYPERLINK(…)``)."""
+    risky = value.str.starts_with(_FORMULA_START[0])
+    for mark in _FORMULA_START[1:]:
+        risky = risky | value.str.starts_with(mark)
+    return pl.when(risky).then(pl.concat_str(pl.lit("'"), value)).otherwise(value)
+
+
+def export_alerts(frame: pl.DataFrame, out: Path, fmt: str) -> None:
+    """Parquet keeps list columns; CSV joins them with " | " and neutralises formulas."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        frame.write_parquet(out)
+        return
+    flat = frame.with_columns(
+        [pl.col(c).list.join(" | ") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    )
+    text = [c for c, t in flat.schema.items() if t == pl.String]
+    flat.with_columns([spreadsheet_safe(pl.col(c)).alias(c) for c in text]).write_csv(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -98,7 +99,9 @@ def _run_ingest(
     end: date | None,
     as_of: date | None,
     config_file: Path | None,
-) -> bool:
+    db_url: str | None = None,
+):
+    """Ingest (or only check, with no store) and print the summary; returns the report."""
     from insiderwatch.db import Database, default_url
     from insiderwatch.ingest import ingest
     from insiderwatch.quality import QualityGate
@@ -111,7 +114,9 @@ def _run_ingest(
         raise typer.Exit(2) from exc
     as_of = as_of or _today(config.site.timezone)
     store = EventStore(store_root) if store_root is not None else None
-    database = Database(default_url(store_root)) if store_root is not None else None
+    database = None
+    if store_root is not None:
+        database = Database(db_url or default_url(store_root))
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now()
     if database:
@@ -164,7 +169,7 @@ def _run_ingest(
             },
         )
         database.close()
-    return report.ok
+    return report
 
 
 def _print_report(report, verb: str) -> None:
@@ -233,8 +238,8 @@ def ingest_command(
     config: ConfigFile = None,
 ) -> None:
     """Ingest landing files into the event store through the quality gate."""
-    ok = _run_ingest(logs, store, _day(start), _day(end), _day(as_of), config)
-    raise typer.Exit(0 if ok else 1)
+    report = _run_ingest(logs, store, _day(start), _day(end), _day(as_of), config)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command("validate")
@@ -246,7 +251,128 @@ def validate_command(
     config: ConfigFile = None,
 ) -> None:
     """Check landing files as ingest would, and report; writes nothing."""
-    ok = _run_ingest(logs, None, _day(start), _day(end), _day(as_of), config)
+    report = _run_ingest(logs, None, _day(start), _day(end), _day(as_of), config)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _load_tuning(path: Path | None):
+    from detectors.base import TuningError
+    from detectors.settings import load_tuning
+
+    try:
+        return load_tuning(path) if path is not None else load_tuning()
+    except TuningError as exc:
+        console.print(f"[red]tuning error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _detect(
+    store_root: Path,
+    db_url: str,
+    start: date,
+    end: date,
+    config,
+    tuning,
+) -> int:
+    """Features, rules, model, scoring and publishing for the range; returns alerts sent."""
+    from insiderwatch.db import Database
+    from insiderwatch.pipeline import detect_range
+    from insiderwatch.store import EventStore
+
+    database = Database(db_url)
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now()
+    database.start_run(
+        run_id, "detect", started, {"start": start, "end": end, "tuning": tuning.source}
+    )
+    try:
+        with console.status(f"detecting {start} – {end}"):
+            timings: dict[str, float] = {}
+            alerts = detect_range(
+                EventStore(store_root), database, start, end, config, tuning, run_id, timings
+            )
+    except Exception as exc:
+        database.finish_run(run_id, datetime.now(), "failed", {"error": repr(exc)})
+        database.close()
+        raise
+    sent = int(alerts["budgeted"].sum()) if alerts.height else 0
+    database.finish_run(
+        run_id,
+        datetime.now(),
+        "ok",
+        {"alerts": alerts.height, "budgeted": sent, "seconds": timings},
+    )
+    database.close()
+    console.print(
+        f"detection {start} – {end}: {alerts.height} user-days over the alert threshold, "
+        f"{sent} within the daily review budget "
+        f"({', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})"
+    )
+    return sent
+
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="INSIDERWATCH_DB",
+        help="alert store: a DuckDB file or postgresql:// URL (default: <store>/alerts.duckdb)",
+    ),
+]
+TuningFile = Annotated[
+    Path | None,
+    typer.Option("--tuning", help="analysts' overrides (default detectors/tuning.toml)"),
+]
+
+
+def _db_url(db: str | None, store: Path) -> str:
+    from insiderwatch.db import default_url
+
+    return db or default_url(store)
+
+
+def _run(
+    logs: Path,
+    store: Path,
+    db: str | None,
+    start: date | None,
+    end: date | None,
+    as_of: date | None,
+    config_file: Path | None,
+    tuning_file: Path | None,
+) -> bool:
+    tuning = _load_tuning(tuning_file)
+    try:
+        config = config_for_logs(logs, config_file)
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    as_of = as_of or end or _today(config.site.timezone)
+    report = _run_ingest(logs, store, start, end, as_of, config_file, _db_url(db, store))
+    days = sorted({c.day for c in report.counts if c.day is not None and c.stored > 0})
+    if not days:
+        console.print("[yellow]no events stored; nothing to detect[/yellow]")
+        return False
+    _detect(store, _db_url(db, store), start or days[0], end or days[-1], config, tuning)
+    return report.ok
+
+
+@app.command("run")
+def run_command(
+    logs: Logs,
+    store: Store = Path("store"),
+    start: Day = None,
+    end: Day = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="the run's day (default: --end, else today)"),
+    ] = None,
+    config: ConfigFile = None,
+    db: DbUrl = None,
+    tuning: TuningFile = None,
+) -> None:
+    """Ingest, detect and publish alerts for the days in the landing folder (or --start/--end)."""
+    ok = _run(logs, store, db, _day(start), _day(end), _day(as_of), config, tuning)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -254,11 +380,177 @@ def validate_command(
 def demo_command(
     store: Store = Path("store"),
     logs: Annotated[Path, typer.Option(help="landing folder")] = SAMPLE_LOGS,
+    top: Annotated[int, typer.Option(help="alerts to show")] = 15,
 ) -> None:
-    """The embedded default: the whole pipeline over sample_logs/ with DuckDB."""
-    ok = _run_ingest(logs, store, None, None, None, None)
-    console.print(f"event store: {store.resolve()}")
+    """The embedded default: the whole pipeline over sample_logs/ with DuckDB, then the top
+    alerts."""
+    ok = _run(logs, store, None, None, None, None, None, None)
+    _show_alerts(_db_url(None, store), None, None, False, None, top, "top alerts")
+    console.print(f"event store and alert store: {store.resolve()}")
     raise typer.Exit(0 if ok else 1)
+
+
+def _show_alerts(
+    db_url: str,
+    start: date | None,
+    end: date | None,
+    include_over_budget: bool,
+    status: str | None,
+    limit: int,
+    title: str,
+) -> None:
+    from insiderwatch.alerts import list_alerts
+    from insiderwatch.db import Database
+
+    database = Database(db_url)
+    frame = list_alerts(database, start, end, include_over_budget, status)
+    database.close()
+    frame = frame.sort(["score", "alert_date", "rank"], descending=[True, True, False])
+    table = Table(
+        "alert", "date", "user", "department", "score", "severity", "status", "why",
+        title=f"{title} ({frame.height} in store, showing {min(limit, frame.height)})",
+        show_lines=True,
+    )  # fmt: skip
+    for row in frame.head(limit).iter_rows(named=True):
+        colour = {"critical": "red", "high": "yellow", "medium": "cyan"}.get(row["severity"], "")
+        table.add_row(
+            row["alert_id"],
+            str(row["alert_date"]),
+            f"{row['user_id']} {row['name'] or ''}",
+            row["department"] or "",
+            str(row["score"]),
+            f"[{colour}]{row['severity']}[/{colour}]" if colour else row["severity"],
+            row["status"],
+            "\n".join(row["reasons"][:3]),
+        )
+    console.print(table)
+
+
+alerts_app = typer.Typer(help="Read and export the alert store.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    store: Store = Path("store"),
+    db: DbUrl = None,
+    start: Day = None,
+    end: Day = None,
+    status: Annotated[str | None, typer.Option(help="only alerts with this status")] = None,
+    all_alerts: Annotated[
+        bool, typer.Option("--all", help="include alerts held back by the daily budget")
+    ] = False,
+    limit: int = 50,
+) -> None:
+    """Alerts, highest score first."""
+    _show_alerts(_db_url(db, store), _day(start), _day(end), all_alerts, status, limit, "alerts")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+@alerts_app.command("export")
+def alerts_export(
+    out: Annotated[Path, typer.Option(help="file to write")],
+    format: Annotated[ExportFormat, typer.Option(help="csv or parquet")] = ExportFormat.csv,
+    store: Store = Path("store"),
+    db: DbUrl = None,
+    start: Day = None,
+    end: Day = None,
+    all_alerts: Annotated[
+        bool, typer.Option("--all", help="include alerts held back by the daily budget")
+    ] = False,
+) -> None:
+    """Write alerts to CSV (spreadsheet-safe) or Parquet."""
+    from insiderwatch.alerts import export_alerts, list_alerts
+    from insiderwatch.db import Database
+
+    database = Database(_db_url(db, store))
+    frame = list_alerts(database, _day(start), _day(end), all_alerts)
+    database.close()
+    export_alerts(frame, out, format.value)
+    console.print(f"wrote {frame.height} alerts to {out}")
+
+
+@app.command("triage")
+def triage_command(
+    alert_id: Annotated[str, typer.Argument(help="the alert's id (IW-YYYYMMDD-…)")],
+    status: Annotated[str, typer.Option(help="new, reviewing, confirmed or dismissed")],
+    note: Annotated[str, typer.Option(help="why")] = "",
+    actor: Annotated[str, typer.Option(help="who decided")] = "",
+    store: Store = Path("store"),
+    db: DbUrl = None,
+) -> None:
+    """Set an alert's triage status (kept across reruns of its day)."""
+    from insiderwatch.alerts import TriageError, set_status
+    from insiderwatch.db import Database
+
+    database = Database(_db_url(db, store))
+    try:
+        previous = set_status(database, alert_id, status, datetime.now(), note, actor)
+    except TriageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        database.close()
+    console.print(f"{alert_id}: {previous} → {status}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    labels: Annotated[Path, typer.Option(help="labels CSV: user, scenario, date", exists=True)],
+    budget: Annotated[
+        float | None,
+        typer.Option(help="daily review budget as a share of headcount (default: tuning's)"),
+    ] = None,
+    store: Store = Path("store"),
+    db: DbUrl = None,
+    start: Day = None,
+    end: Day = None,
+) -> None:
+    """Recall, precision and detection delay of the stored alerts against labels."""
+    from insiderwatch.alerts import list_alerts
+    from insiderwatch.db import Database
+    from insiderwatch.evaluate import apply_budget, evaluate, read_labels
+
+    try:
+        truth = read_labels(labels)
+    except FileError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    database = Database(_db_url(db, store))
+    alerts = list_alerts(database, include_over_budget=True)
+    database.close()
+    tuning = _load_tuning(None)
+    share = budget if budget is not None else tuning.scoring.budget_share
+    import polars as pl
+
+    roster = pl.read_parquet(store / "hr" / "employees.parquet")
+    sent = apply_budget(alerts, roster, share, tuning.scoring.budget_min)
+    first = _day(start) or truth["day"].min()
+    last = _day(end) or truth["day"].max()
+    if alerts.height:
+        first = _day(start) or min(first, alerts["alert_date"].min())
+        last = _day(end) or max(last, alerts["alert_date"].max())
+    table = Table(
+        "scenario", "insiders", "insider recall", "user-days", "user-day recall", "alerts",
+        "precision", "median delay (days)",
+        title=f"evaluation {first} – {last}, budget {share:.1%} of headcount per day",
+    )  # fmt: skip
+    for s in evaluate(sent, truth, first, last):
+        table.add_row(
+            s.name,
+            f"{s.detected}/{s.insiders}",
+            f"{s.insider_recall:.2f}",
+            f"{s.user_days_hit}/{s.user_days}",
+            f"{s.user_day_recall:.2f}",
+            str(s.alerts),
+            f"{s.precision:.2f}" if s.name == "all" else "",
+            "" if s.median_delay is None else f"{s.median_delay:g}",
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,16 @@ def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def training_days(tuning: Tuning) -> int:
+    """Days before a range whose user-days the model may train on (see ``run_model``)."""
+    return tuning.model.train_days + tuning.model.retrain_every_days
+
+
+def history_days(tuning: Tuning) -> int:
+    """Days of features a range needs before its first day: training days and their baselines."""
+    return training_days(tuning) + tuning.baseline.window_days
+
+
 @dataclass
 class Assembled:
     frame: pl.DataFrame  # every loaded user-day (training days first), with baselines
@@ -71,13 +81,21 @@ def assemble(
     store: EventStore, start: date, end: date, config: Config, tuning: Tuning
 ) -> Assembled:
     b = tuning.baseline
-    window = max(b.window_days, tuning.model.train_days)
-    frame = evidence_frame(store, start, end, window, b.min_history_days, b.min_peer_size)
+    frame = evidence_frame(
+        store,
+        start,
+        end,
+        b.window_days,
+        b.min_history_days,
+        b.min_peer_size,
+        training_days(tuning),
+    )
     roster = roster_lazy(store)
     if frame.is_empty():
         frame = pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
     else:
-        frame = with_roster(frame.lazy(), roster).collect()
+        # Joins do not keep row order; the model's training sample depends on it.
+        frame = with_roster(frame.lazy(), roster).sort(KEY).collect()
     scored = frame.lazy().filter(pl.col("local_date").is_between(start, end))
     events: dict[str, list[pl.LazyFrame]] = {}
     for day in days_between(start, end):
@@ -125,8 +143,10 @@ MODEL_SCHEMA = {
 
 
 def run_model(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
-    """Isolation-forest scores per scored user-day, each model fitted on the ``train_days``
-    before its day (never the day itself), with the features that drove high scores."""
+    """Isolation-forest scores per scored user-day, with the features that drove high scores.
+
+    A day's model is fitted on the ``train_days`` before the day it was last retrained on
+    (at most ``retrain_every_days - 1`` days earlier); the scored day is never in it."""
     m = tuning.model
     frame = assembled.frame
     if frame.height == 0:
@@ -134,14 +154,26 @@ def run_model(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
     # Only days with a baseline to deviate from can train or be scored.
     usable = frame.filter(pl.col("peer_days").is_not_null() | (pl.col("history_days") > 0))
     out = []
+    forests: dict[date, DeviationForest | None] = {}
     for day in days_between(assembled.start, assembled.end):
         today = usable.filter(pl.col("local_date") == day)
-        train = usable.filter(
-            pl.col("local_date").is_between(day - timedelta(days=m.train_days), day, closed="left")
-        )
-        if today.height == 0 or train.height < m.min_train_rows:
+        # Retrained every ``retrain_every_days`` on a calendar grid, so a day's model is the same
+        # whether the day is run alone or inside a backfill.
+        anchor = day - timedelta(days=day.toordinal() % m.retrain_every_days)
+        if anchor not in forests:
+            train = usable.filter(
+                pl.col("local_date").is_between(
+                    anchor - timedelta(days=m.train_days), anchor, closed="left"
+                )
+            )
+            forests[anchor] = (
+                DeviationForest(m.n_estimators, m.max_samples, m.seed).fit(deviation_matrix(train))
+                if train.height >= m.min_train_rows
+                else None
+            )
+        forest = forests[anchor]
+        if today.height == 0 or forest is None:
             continue
-        forest = DeviationForest(m.n_estimators, m.max_samples, m.seed).fit(deviation_matrix(train))
         x = deviation_matrix(today)
         scores = forest.decision_function(x)
         pct = forest.percentile(scores)

@@ -102,3 +102,24 @@ def _scores(name: str, alerts: pl.DataFrame, labels: pl.DataFrame) -> Scores:
         true_alerts=true_alerts,
         median_delay=float(delays["delay"].median()) if delays.height else None,
     )
+
+
+def apply_budget(
+    alerts: pl.DataFrame, roster: pl.DataFrame, share: float, minimum: int
+) -> pl.DataFrame:
+    """The alerts a daily budget of ``share`` × headcount (at least ``minimum``) lets through,
+    by each day's rank."""
+    from insiderwatch.scoring import headcount
+
+    if alerts.height == 0:
+        return alerts
+    days = alerts["alert_date"].unique().sort().to_list()
+    counts = headcount(roster, days)
+    allowed = pl.max_horizontal(
+        pl.lit(minimum), (pl.col("headcount").fill_null(0) * share).ceil().cast(pl.Int64)
+    )
+    return (
+        alerts.join(counts, on="alert_date", how="left")
+        .filter(pl.col("rank") <= allowed)
+        .drop("headcount")
+    )

@@ -462,13 +462,14 @@ def evidence_frame(
     window: int,
     min_history: int,
     min_peer: int,
+    training_days: int = 0,
 ) -> pl.DataFrame:
-    """User-days from ``start - window`` to ``end`` with roster columns and past-only baselines.
+    """User-days from ``start - training_days - window`` to ``end``, with past-only baselines.
 
     Rows before ``start`` are the model's training days; each row's baselines use only the
     ``window`` days before it, so the value for a day never depends on the range asked for.
     """
-    first = start - timedelta(days=2 * window)
+    first = start - timedelta(days=training_days + window)
     days = [first + timedelta(days=i) for i in range((end - first).days + 1)]
     feature_files = [p for d in days if (p := store.partition("features", USER_DAY, d)).exists()]
     touch_files = [p for d in days if (p := store.partition("features", TOUCHES, d)).exists()]
@@ -566,10 +567,11 @@ def evidence_frame(
         for n in FEATURE_NAMES
         for s in ("log", "own_lm", "own_ls", "peer_lm", "peer_ls")
     ]
+    # Parallel sums differ in the last bits from run to run; rounding makes reruns identical.
     baselines = [
-        pl.col(f"{n}__{s}").fill_nan(None)
+        pl.col(f"{n}__{s}").fill_nan(None).round(_DECIMALS)
         for n in FEATURE_NAMES
-        for s in ("own", "own_max", "peer")
+        for s in ("own", "own_max", "peer", "own_z", "peer_z")
     ]
     return (
         joined.with_columns(baseline_cols)
@@ -584,6 +586,7 @@ def evidence_frame(
 # Deviations are measured in log space; a floor on the spread keeps a person who always does
 # exactly the same thing from turning a one-file change into a huge z.
 _Z_FLOOR = 0.5
+_DECIMALS = 6
 _Z_CLIP = 10.0
 
 

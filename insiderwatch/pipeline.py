@@ -6,14 +6,15 @@ ingest → quality → features → rules ∥ model → scoring → alerts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from detectors.settings import Tuning, load_tuning
+from detectors.settings import Tuning
 from insiderwatch.alerts import publish
 from insiderwatch.config import Config
 from insiderwatch.db import Database
@@ -22,13 +23,14 @@ from insiderwatch.detect import (
     assemble,
     days_between,
     empty_findings,
+    history_days,
     run_model,
     run_rules,
 )
 from insiderwatch.features import ensure_features
 from insiderwatch.ingest import IngestReport, ingest
 from insiderwatch.quality import QualityGate
-from insiderwatch.scoring import ALERT_SCHEMA, score
+from insiderwatch.scoring import ALERT_SCHEMA, score, settings_points
 from insiderwatch.store import EventStore
 
 RESULTS = "results"
@@ -71,13 +73,11 @@ def quality_stage(report: IngestReport, day: date) -> QualityStatus:
     )
 
 
-def features_stage(store: EventStore, start: date, end: date, config: Config) -> list[date]:
+def features_stage(
+    store: EventStore, start: date, end: date, config: Config, tuning: Tuning
+) -> list[date]:
     """Features for the range, and for the baseline and training days before it when missing."""
-    tuning = load_tuning()
-    window = max(tuning.baseline.window_days, tuning.model.train_days)
-    from datetime import timedelta
-
-    first = start - timedelta(days=2 * window)
+    first = start - timedelta(days=history_days(tuning))
     return ensure_features(store, days_between(first, end), config)
 
 
@@ -130,8 +130,6 @@ def alerts_stage(
     store: EventStore, db: Database, start: date, end: date, run_id: str, tuning: Tuning
 ) -> int:
     """Publish the scored range to the alert store (replacing it; triage kept)."""
-    from insiderwatch.scoring import settings_points
-
     alerts = _read_days(store, "alerts", start, end, ALERT_SCHEMA)
     findings = _read_days(store, "findings", start, end, empty_findings().schema)
     findings = findings.with_columns(points=settings_points(tuning.scoring))
@@ -146,21 +144,34 @@ def detect_range(
     config: Config,
     tuning: Tuning,
     run_id: str,
+    timings: dict[str, float] | None = None,
 ) -> pl.DataFrame:
     """Features, rules and model, scoring and publishing for ``start``–``end`` in one process
-    (one evidence assembly shared by rules and model)."""
-    features_stage(store, start, end, config)
+    (one evidence assembly shared by rules and model). Stage timings go into ``timings``."""
+    timings = timings if timings is not None else {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 3)
+        clock = now
+
+    features_stage(store, start, end, config, tuning)
+    lap("features")
     assembled = assemble(store, start, end, config, tuning)
+    lap("evidence")
     findings = run_rules(assembled, tuning)
-    scores = run_model(assembled, tuning)
     _write_days(store, "findings", findings, start, end, "local_date")
+    lap("rules")
+    scores = run_model(assembled, tuning)
     _write_days(store, "model", scores, start, end, "local_date")
+    lap("model")
     roster = pl.read_parquet(store.roster_path())
     days = assembled.evidence.days.collect()
     alerts = score(findings, scores, days, roster, tuning.scoring, days_between(start, end))
     _write_days(store, "alerts", alerts, start, end, "alert_date")
-    from insiderwatch.scoring import settings_points
-
+    lap("scoring")
     publish(
         db,
         alerts,
@@ -169,4 +180,5 @@ def detect_range(
         end,
         run_id,
     )
+    lap("alerts")
     return alerts
