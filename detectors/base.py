@@ -10,6 +10,7 @@ fails at load with the key named.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,17 @@ class Evidence:
 
     def source(self, name: str) -> pl.LazyFrame | None:
         return self.events.get(name)
+
+    def activity(self) -> pl.LazyFrame | None:
+        """Every event the person did (received mail left out), with its time flags."""
+        columns = ("user", "local_date", "timestamp", "source_file", "source_line")
+        parts = [
+            (frame.filter(pl.col("direction") == "outbound") if name == "mail" else frame).select(
+                *columns, "after_hours", "night"
+            )
+            for name, frame in self.events.items()
+        ]
+        return pl.concat(parts) if parts else None
 
 
 class _Strict(BaseModel):
@@ -206,14 +218,21 @@ def load_detectors(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> 
     return out
 
 
-def metadata_problems() -> dict[str, list[str]]:
+def _module_at(path: Path):
+    spec = importlib.util.spec_from_file_location(f"_detector_check_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def metadata_problems(rules_dir: Path = RULES_DIR) -> dict[str, list[str]]:
     """Every detector's metadata problems, by id; an empty dict means all are complete."""
     problems: dict[str, list[str]] = {}
-    stems = sorted({p.stem for p in RULES_DIR.glob("*.py") if p.stem != "__init__"})
-    stems = sorted(set(stems) | set(rule_ids()))
-    for stem in stems:
+    stems = {p.stem for p in rules_dir.glob("*.py") if p.stem != "__init__"}
+    stems |= {p.stem for p in rules_dir.glob("*.toml")}
+    for stem in sorted(stems):
         found: list[str] = []
-        toml_path, py_path = RULES_DIR / f"{stem}.toml", RULES_DIR / f"{stem}.py"
+        toml_path, py_path = rules_dir / f"{stem}.toml", rules_dir / f"{stem}.py"
         if not py_path.exists():
             found.append("no .py beside the .toml")
         if not toml_path.exists():
@@ -229,7 +248,7 @@ def metadata_problems() -> dict[str, list[str]]:
             detail = _errors(exc, "") if isinstance(exc, ValidationError) else str(exc)
             problems[stem] = [detail]
             continue
-        module = _module(stem)
+        module = _module_at(py_path)
         declared = set(getattr(module, "Params", Params).model_fields)
         if set(meta.params) != declared:
             found.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, percent
+from detectors.expressions import count, first_references, percent
 
 
 class Params(base.Params):
@@ -15,19 +15,32 @@ class Params(base.Params):
 
 
 def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
-    return evidence.days.filter(
-        pl.col("after_hours_events") >= p.min_events,
-        pl.col("after_hours_share") >= p.min_share,
-        pl.col("after_hours_share__own").fill_null(0) <= p.max_usual_share,
-    ).select(
-        "user",
-        "local_date",
-        value=pl.col("after_hours_events"),
-        reason=pl.format(
-            "{} events after hours or on a holiday ({} of the day); usual {}; peers {}",
-            count(pl.col("after_hours_events")),
-            percent(pl.col("after_hours_share")),
-            percent(pl.col("after_hours_share__own")),
-            percent(pl.col("after_hours_share__peer")),
-        ),
+    activity = evidence.activity()
+    if activity is None:
+        return base.empty()
+    refs = (
+        activity.filter(pl.col("after_hours"))
+        .group_by("user", "local_date")
+        .agg(first_references())
+    )
+    return (
+        evidence.days.filter(
+            pl.col("after_hours_events") >= p.min_events,
+            pl.col("after_hours_share") >= p.min_share,
+            pl.col("after_hours_share__own").fill_null(0) <= p.max_usual_share,
+        )
+        .join(refs, on=["user", "local_date"], how="left")
+        .select(
+            "user",
+            "local_date",
+            "evidence",
+            value=pl.col("after_hours_events"),
+            reason=pl.format(
+                "{} events after hours or on a holiday ({} of the day); usual {}; peers {}",
+                count(pl.col("after_hours_events")),
+                percent(pl.col("after_hours_share")),
+                percent(pl.col("after_hours_share__own")),
+                percent(pl.col("after_hours_share__peer")),
+            ),
+        )
     )

@@ -1,0 +1,86 @@
+"""insider_daily: yesterday's logs to ranked alerts, every morning at 06:00 Asia/Tokyo.
+
+ingest → quality gate → features → rules ∥ model → scoring → alerts. Each task is one call
+into ``insiderwatch.tasks`` and works on its own day: the local day before the run's logical
+date (logs of a day are complete once it is over). Paths come from the run's params, which
+default to the INSIDERWATCH_LOGS / INSIDERWATCH_STORE / INSIDERWATCH_DB environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+
+TZ = "Asia/Tokyo"
+
+
+def _scored_day() -> str:
+    """The day this run works on: the local day before the logical date."""
+    logical = get_current_context()["logical_date"]
+    return pendulum.instance(logical).in_timezone(TZ).subtract(days=1).date().isoformat()
+
+
+@dag(
+    dag_id="insider_daily",
+    schedule=CronTriggerTimetable("0 6 * * *", timezone=TZ),
+    start_date=pendulum.datetime(2024, 4, 1, tz=TZ),
+    catchup=False,
+    max_active_runs=1,
+    tags=["insiderwatch"],
+    params={
+        "logs": Param(os.environ.get("INSIDERWATCH_LOGS", "sample_logs"), type="string"),
+        "store": Param(os.environ.get("INSIDERWATCH_STORE", "store"), type="string"),
+        "db": Param(os.environ.get("INSIDERWATCH_DB", ""), type="string"),
+    },
+    doc_md=__doc__,
+)
+def insider_daily():
+    @task
+    def ingest(params=None) -> dict:
+        from insiderwatch.tasks import ingest_day
+
+        return ingest_day(params["logs"], params["store"], params["db"] or None, _scored_day())
+
+    @task
+    def quality_gate(summary: dict) -> dict:
+        from insiderwatch.tasks import check_quality
+
+        return check_quality(summary)
+
+    @task
+    def features(summary: dict, params=None) -> dict:
+        from insiderwatch.tasks import features_day
+
+        return features_day(params["logs"], params["store"], summary["day"])
+
+    @task
+    def rules(built: dict, params=None) -> dict:
+        from insiderwatch.tasks import rules_day
+
+        return rules_day(params["logs"], params["store"], built["day"])
+
+    @task
+    def model(built: dict, params=None) -> dict:
+        from insiderwatch.tasks import model_day
+
+        return model_day(params["logs"], params["store"], built["day"])
+
+    @task
+    def scoring(found: dict, scored: dict, params=None) -> dict:
+        from insiderwatch.tasks import score_day
+
+        return score_day(params["logs"], params["store"], found["day"])
+
+    @task
+    def alerts(ranked: dict, params=None) -> dict:
+        from insiderwatch.tasks import publish_day
+
+        return publish_day(params["store"], params["db"] or None, ranked["day"])
+
+    built = features(quality_gate(ingest()))
+    alerts(scoring(rules(built), model(built)))
+
+
+DAG = insider_daily()

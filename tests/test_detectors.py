@@ -1,0 +1,130 @@
+"""Every detector's own cases, the metadata of the whole collection, and the tuning file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detectors.base import TuningError, metadata_problems
+from detectors.settings import load_tuning
+from insiderwatch.casebook import run_case
+from insiderwatch.features import in_domains, matched_terms
+
+# Defaults only: the cases pin the shipped behaviour, not an analyst's local overrides.
+TUNING = load_tuning(None)
+CASES = [(d, c) for d in TUNING.detectors for c in d.meta.cases]
+
+
+@pytest.mark.parametrize(("detector", "case"), CASES, ids=[f"{d.id}: {c.name}" for d, c in CASES])
+def test_detector_case(detector, case) -> None:
+    found = run_case(detector, case, TUNING)
+    if not case.expect:
+        assert found.height == 0, found["reason"].to_list()
+        return
+    assert found.height >= 1
+    first = found.row(0, named=True)
+    assert first["reason"]
+    if detector.meta.kind == "detection":
+        # Reasons say the number, the person's usual and the peers' value.
+        assert re.search(r"\d", first["reason"]) and "peers" in first["reason"], first["reason"]
+        assert first["evidence"], "a detection names the events it rests on"
+        assert re.match(r"^[a-z_]+/events\.csv:\d+$", first["evidence"][0]), first["evidence"]
+    if case.severity is not None:
+        assert first["severity"] == case.severity
+
+
+def test_every_detector_has_complete_metadata() -> None:
+    problems = metadata_problems()
+    listing = "\n".join(f"{stem}: {'; '.join(found)}" for stem, found in problems.items())
+    assert not problems, f"detectors with incomplete metadata:\n{listing}"
+
+
+def test_metadata_check_lists_every_offender(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "orphan_logic.py").write_text("def detect(e, p):\n    return None\n")
+    (rules / "thin_rule.py").write_text(
+        "from detectors import base\n\n\nclass Params(base.Params):\n    limit: int\n\n\n"
+        "def detect(e, p):\n    return None\n"
+    )
+    (rules / "thin_rule.toml").write_text(
+        'title = "t"\ndescription = "d"\nmisses = "m"\nfalse_positives = ["f"]\n'
+        'runbook = ["r"]\nseverity = "low"\nstatus = "stable"\nchannel = "files"\n'
+        '[[cases]]\nname = "only a positive case"\nexpect = true\n'
+    )
+    problems = metadata_problems(rules)
+    assert set(problems) == {"orphan_logic", "thin_rule"}
+    assert problems["orphan_logic"] == ["no .toml beside the .py"]
+    assert any("differ from Params" in p for p in problems["thin_rule"])
+    assert "no negative case" in problems["thin_rule"]
+
+
+def test_tuning_overrides_a_rule_parameter(tmp_path: Path) -> None:
+    path = tmp_path / "tuning.toml"
+    path.write_text("[rules.mass_printing]\nmin_pages = 500\n[scoring]\nbudget_share = 0.02\n")
+    tuning = load_tuning(path)
+    assert tuning.detector("mass_printing").params.min_pages == 500
+    assert tuning.scoring.budget_share == 0.02
+    assert TUNING.detector("mass_printing").params.min_pages == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[rules.mass_printing]\nmin_pgaes = 5\n", "rules.mass_printing.min_pgaes"),
+        ("[rules.mass_printing]\nmin_pages = 'many'\n", "rules.mass_printing.min_pages"),
+        ("[rules.no_such_rule]\nx = 1\n", "rules.no_such_rule"),
+        ("[scoring]\nbudget_shar = 0.1\n", "scoring.budget_shar"),
+        ("[model]\nseed = 1.5\n", "model.seed"),
+        ("[modle]\nseed = 1\n", "modle"),
+    ],
+)
+def test_tuning_mistakes_fail_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "tuning.toml"
+    path.write_text(text)
+    with pytest.raises(TuningError, match=re.escape(named)):
+        load_tuning(path)
+
+
+_labels = st.text(alphabet="abcdefghij-", min_size=1, max_size=6).filter(
+    lambda s: not s.startswith("-")
+)
+_hosts = st.lists(_labels, min_size=1, max_size=4).map(".".join)
+
+
+@given(host=_hosts, domains=st.lists(_hosts, min_size=1, max_size=4))
+def test_domain_match_agrees_with_plain_python(host: str, domains: list[str]) -> None:
+    expected = any(host == d or host.endswith("." + d) for d in domains)
+    got = pl.select(in_domains(pl.lit(host), domains)).item()
+    assert got == expected
+
+
+@given(
+    words=st.lists(st.sampled_from(["CAD", "cad", "decade", "図面", "x", "_", " ", "BOM", "."])),
+)
+def test_keyword_match_agrees_with_plain_python(words: list[str]) -> None:
+    text = "".join(words)
+    terms = ("CAD", "図面")
+
+    def oracle(term: str) -> bool:
+        if not term.isascii():
+            return term in text
+        low, t = text.lower(), term.lower()
+        for at in range(len(low) - len(t) + 1):
+            before = low[at - 1] if at else ""
+            after = low[at + len(t)] if at + len(t) < len(low) else ""
+            if (
+                low[at : at + len(t)] == t
+                and not (before.isascii() and before.isalnum())
+                and not (after.isascii() and after.isalnum())
+            ):
+                return True
+        return False
+
+    got = pl.select(matched_terms(pl.lit(text), terms)).item().to_list()
+    assert got == [t for t in terms if oracle(t)]
