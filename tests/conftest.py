@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -101,3 +107,76 @@ def assert_reconciles(report: IngestReport, store: EventStore) -> None:
         quarantine = store.partition("quarantine", count.source, count.day)
         on_disk = pl.read_parquet(quarantine).height if quarantine.exists() else 0
         assert on_disk == count.quarantined, count
+
+
+# ---------------------------------------------------------------------------------------------
+# A real PostgreSQL server for the alert-store tests (Debian's postgresql package; .ci/run
+# installs it and sets INSIDERWATCH_REQUIRE_POSTGRES=1 so a missing server fails, not skips).
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("pg_ctl")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            return bindir
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    bindir = _pg_bindir()
+    if bindir is None:
+        if os.environ.get("INSIDERWATCH_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries not found (apt-get install postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed")
+    root = Path(tempfile.mkdtemp(prefix="iw-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", _free_port()
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+         "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
+         "-l", str(root / "server.log"), "-w", "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def alert_db_url(request, tmp_path: Path) -> str:
+    if request.param == "duckdb":
+        return str(tmp_path / "alerts.duckdb")
+    return request.getfixturevalue("postgres_url")
