@@ -120,7 +120,9 @@ def score(
             drivers=pl.col("drivers").fill_null([]),
         )
     )
-    extra = (pl.col("n_detectors") - 1).clip(0, s.max_extra_findings) * s.extra_finding_points
+    extra = (pl.col("n_detectors").cast(pl.Int64) - 1).clip(0, s.max_extra_findings) * (
+        s.extra_finding_points
+    )
     base = pl.col("strongest") + extra + pl.col("model_points")
     multi = pl.col("channels").list.len() >= 2
     collect_exfil = pl.col("collects") & (pl.col("channels").list.len() >= 1)

@@ -11,6 +11,8 @@ from detectors.expressions import count, first_references, usual_and_peers
 class Params(base.Params):
     min_events: int
     own_multiple: float
+    rare_usual_max: float
+    rare_severity: base.Severity
 
 
 def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
@@ -34,6 +36,9 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
             "local_date",
             "evidence",
             top_secret=pl.lit(True),
+            severity=pl.when(pl.col("top_secret_events__own").fill_null(0) <= p.rare_usual_max)
+            .then(pl.lit(p.rare_severity))
+            .otherwise(pl.lit(None, dtype=pl.String)),
             value=n,
             reason=pl.format(
                 "{} file events ({}) on 極秘 material; {}",
