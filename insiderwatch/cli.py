@@ -28,7 +28,9 @@ samples_app = typer.Typer(
 schemas_app = typer.Typer(
     help="The canonical schema and its generated artefacts.", no_args_is_help=True
 )
+detectors_app = typer.Typer(help="The detector collection.", no_args_is_help=True)
 app.add_typer(samples_app, name="samples")
+app.add_typer(detectors_app, name="detectors")
 app.add_typer(schemas_app, name="schemas")
 console = Console()
 
@@ -88,6 +90,29 @@ def schemas_write_suites() -> None:
 def schemas_write_docs() -> None:
     """Regenerate schemas/README.md from the canonical schema."""
     from schemas.docs import write_docs
+
+    console.print(f"wrote {write_docs().relative_to(REPO_ROOT)}")
+
+
+@detectors_app.command("list")
+def detectors_list(
+    tuning: Annotated[Path | None, typer.Option(help="tuning file to apply")] = None,
+) -> None:
+    """Every detector with its severity and current parameter values."""
+    loaded = _load_tuning(tuning)
+    table = Table(
+        "id", "kind", "severity", "channel", "parameters", title=f"detectors ({loaded.source})"
+    )
+    for d in loaded.detectors:
+        params = ", ".join(f"{k}={v}" for k, v in d.params.model_dump().items())
+        table.add_row(d.id, d.meta.kind, d.meta.severity, d.meta.channel, params)
+    console.print(table)
+
+
+@detectors_app.command("write-docs")
+def detectors_write_docs() -> None:
+    """Regenerate detectors/README.md from the detectors' metadata."""
+    from detectors.catalogue import write_docs
 
     console.print(f"wrote {write_docs().relative_to(REPO_ROOT)}")
 

@@ -10,6 +10,7 @@ from schemas.canonical import (
     SOURCES,
     STORE_COLUMNS,
 )
+from schemas.features import FEATURES
 
 DOC_PATH = Path(__file__).with_name("README.md")
 
@@ -47,6 +48,16 @@ def schema_markdown() -> str:
     parts.append("| column | meaning |\n|---|---|")
     parts.extend(f"| {k} | {v} |" for k, v in STORE_COLUMNS.items())
     parts.extend(f"| {k} (mail) | {v} |" for k, v in MAIL_STORE_COLUMNS.items())
+    parts.append("\n## User-day evidence (`features/user_day`, one row per person and day)\n")
+    parts.append(
+        "Computed once per day from the event store and shared by the rules and the model. "
+        "Next to each feature `f` the detectors see `f__own` (the person's mean over active "
+        "days of the baseline window, or the peers' for a newcomer), `f__own_max`, `f__peer` "
+        "and the deviations `f__own_z` / `f__peer_z` (standard deviations of log1p), all from "
+        "days before the scored day.\n"
+    )
+    parts.append("| feature | unit | channel | meaning |\n|---|---|---|---|")
+    parts.extend(f"| {f.name} | {f.unit} | {f.channel} | {f.description} |" for f in FEATURES)
     parts.append("\n## Classification labels\n")
     parts.append("| label (case-insensitive) | stored as |\n|---|---|")
     parts.extend(f"| {k} | {v} |" for k, v in CLASSIFICATION_ALIASES.items())

@@ -128,3 +128,11 @@ def test_keyword_match_agrees_with_plain_python(words: list[str]) -> None:
 
     got = pl.select(matched_terms(pl.lit(text), terms)).item().to_list()
     assert got == [t for t in terms if oracle(t)]
+
+
+def test_detector_catalogue_is_in_step_with_the_metadata() -> None:
+    from detectors.catalogue import DOC_PATH, catalogue_markdown
+
+    assert DOC_PATH.read_text(encoding="utf-8") == catalogue_markdown(), (
+        "detectors/README.md is stale: run `insiderwatch detectors write-docs`"
+    )

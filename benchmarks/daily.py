@@ -1,0 +1,128 @@
+"""The daily run at company scale: 10,000 people, one day (about 5 million events) through
+ingest (with the Great Expectations gate), features, rules, model, scoring and the alert store.
+
+    uv run python benchmarks/daily.py [--users 10000] [--scale 18] [--seed 4343]
+
+The day is generated once by ``insiderwatch samples generate`` (cached under
+``benchmarks/data/``, not committed) in a separate process, so its memory is not counted. A
+daily run finds the features of earlier days in the store, left by earlier runs; here the
+day's own features, with their counts scaled by a seeded random factor per person and day,
+stand in for the 62 days before it, so baselines and model training work on a realistic volume.
+That setup is not timed. Prints wall time per stage, the total, and the peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from detectors.settings import load_tuning
+from insiderwatch.config import config_for_logs
+from insiderwatch.db import Database
+from insiderwatch.detect import history_days
+from insiderwatch.features import TOUCHES, USER_DAY, build_features
+from insiderwatch.ingest import ingest
+from insiderwatch.pipeline import detect_range
+from insiderwatch.quality import QualityGate
+from insiderwatch.store import EventStore
+from schemas.features import STORED_FEATURES
+
+DATA = Path(__file__).resolve().parent / "data"
+DAY = date(2024, 6, 3)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _history(store: EventStore, days: int, seed: int) -> None:
+    """Earlier days' features: today's, varied per person and day, dated back."""
+    features = pl.read_parquet(store.partition("features", USER_DAY, DAY))
+    touches = pl.read_parquet(store.partition("features", TOUCHES, DAY))
+    rng = np.random.default_rng(seed)
+    for back in range(1, days + 1):
+        past = DAY - timedelta(days=back)
+        factor = pl.Series(rng.lognormal(0.0, 0.35, features.height))
+        varied = features.with_columns(
+            pl.lit(past).alias("local_date"),
+            *[
+                (pl.col(n) * factor).round(0) if not n.endswith("share") else pl.col(n)
+                for n in STORED_FEATURES
+            ],
+        )
+        store.write_partition("features", USER_DAY, past, varied)
+        store.write_partition(
+            "features", TOUCHES, past, touches.with_columns(pl.lit(past).alias("local_date"))
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--scale", type=float, default=18.0)
+    parser.add_argument("--seed", type=int, default=4343)
+    args = parser.parse_args()
+
+    logs = DATA / f"daily_{args.users}x1_s{args.scale:g}_{args.seed}"
+    if not (logs / "hr" / "employees.csv").exists():
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "insiderwatch.cli", "samples", "generate", "--out", str(logs),
+             "--users", str(args.users), "--days", "1", "--seed", str(args.seed),
+             "--start", DAY.isoformat(), "--scale", str(args.scale)],
+            check=True,
+        )  # fmt: skip
+        print(f"generated {logs} in {time.perf_counter() - t:.0f} s")
+    config = config_for_logs(logs)
+    tuning = load_tuning(None)
+    root = Path(tempfile.mkdtemp(prefix="iw-daily-"))
+    store = EventStore(root / "store")
+    timings: dict[str, float] = {}
+    try:
+        t = time.perf_counter()
+        gate = QualityGate()
+        gate_load = time.perf_counter() - t
+
+        t = time.perf_counter()
+        report = ingest(logs, store, config, DAY, DAY, DAY, gate)
+        timings["ingest + gate"] = time.perf_counter() - t
+        events = report.totals()["read"]
+        assert not report.errors, report.errors
+
+        t = time.perf_counter()
+        build_features(store, DAY, config)
+        timings["features"] = time.perf_counter() - t
+        _history(store, history_days(tuning), args.seed)
+
+        database = Database(str(root / "alerts.duckdb"))
+        stages: dict[str, float] = {}
+        t = time.perf_counter()
+        alerts = detect_range(store, database, DAY, DAY, config, tuning, "bench", stages)
+        timings["detection + alerts"] = time.perf_counter() - t
+        database.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    total = sum(timings.values())
+    print(f"people {args.users:,}, events {events:,} (one day, {DAY})")
+    print(f"Great Expectations import (once per process): {gate_load:.1f} s")
+    for name, seconds in timings.items():
+        print(f"  {name:<20} {seconds:7.1f} s")
+    print(f"    of which: {', '.join(f'{k} {v:.1f}s' for k, v in stages.items())}")
+    print(f"wall time ingest → alerts: {total:.1f} s ({events / total:,.0f} events/s)")
+    print(f"alerts over threshold {alerts.height}, within budget {int(alerts['budgeted'].sum())}")
+    print(f"peak memory (RSS): {_peak_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
