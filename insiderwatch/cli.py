@@ -432,21 +432,25 @@ def _show_alerts(
     database.close()
     frame = frame.sort(["score", "alert_date", "rank"], descending=[True, True, False])
     table = Table(
-        "alert", "date", "user", "department", "score", "severity", "status", "why",
         title=f"{title} ({frame.height} in store, showing {min(limit, frame.height)})",
         show_lines=True,
-    )  # fmt: skip
+    )
+    table.add_column("alert", no_wrap=True)
+    table.add_column("date", no_wrap=True)
+    table.add_column("person")
+    table.add_column("risk", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("why (strongest reasons)", overflow="fold", min_width=30)
+    colours = {"critical": "red", "high": "yellow", "medium": "cyan"}
     for row in frame.head(limit).iter_rows(named=True):
-        colour = {"critical": "red", "high": "yellow", "medium": "cyan"}.get(row["severity"], "")
+        colour = colours.get(row["severity"], "white")
         table.add_row(
             row["alert_id"],
             str(row["alert_date"]),
-            f"{row['user_id']} {row['name'] or ''}",
-            row["department"] or "",
-            str(row["score"]),
-            f"[{colour}]{row['severity']}[/{colour}]" if colour else row["severity"],
+            f"{row['user_id']} {row['name'] or ''}\n{row['department'] or ''}",
+            f"[{colour}]{row['score']} {row['severity']}[/{colour}]",
             row["status"],
-            "\n".join(row["reasons"][:3]),
+            "\n".join(row["reasons"][:2]),
         )
     console.print(table)
 

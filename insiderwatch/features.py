@@ -501,7 +501,7 @@ def evidence_frame(
         .agg(
             [
                 pl.len().alias("history_days"),
-                *[pl.col(n).mean().alias(f"{n}__own") for n in FEATURE_NAMES],
+                *[pl.col(n).median().alias(f"{n}__own") for n in FEATURE_NAMES],
                 *[pl.col(n).max().alias(f"{n}__own_max") for n in FEATURE_NAMES],
                 *[pl.col(f"{n}__log").mean().alias(f"{n}__own_lm") for n in FEATURE_NAMES],
                 *[pl.col(f"{n}__log").std(ddof=0).alias(f"{n}__own_ls") for n in FEATURE_NAMES],

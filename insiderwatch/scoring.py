@@ -78,8 +78,9 @@ def score(
     """Alerts (user-days at or above the alert threshold), ranked per day, with reasons."""
     s = settings
     graded = findings.with_columns(points=settings_points(s))
+    # A total order (reason breaks ties), so reasons and evidence list the same way every run.
     detections = graded.filter(pl.col("kind") == "detection").sort(
-        "points", "detector", descending=[True, False]
+        "points", "detector", "reason", descending=[True, False, False]
     )
     per_day = detections.group_by(KEY).agg(
         strongest=pl.col("points").max(),

@@ -51,7 +51,7 @@ def schema_markdown() -> str:
     parts.append("\n## User-day evidence (`features/user_day`, one row per person and day)\n")
     parts.append(
         "Computed once per day from the event store and shared by the rules and the model. "
-        "Next to each feature `f` the detectors see `f__own` (the person's mean over active "
+        "Next to each feature `f` the detectors see `f__own` (the person's median over active "
         "days of the baseline window, or the peers' for a newcomer), `f__own_max`, `f__peer` "
         "and the deviations `f__own_z` / `f__peer_z` (standard deviations of log1p), all from "
         "days before the scored day.\n"

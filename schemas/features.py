@@ -4,8 +4,9 @@ event store and shared by the rule detectors and the isolation-forest model.
 Next to each feature ``f`` the evidence frame carries its baselines, all from days before the
 scored day only (see ``insiderwatch.features``):
 
-* ``f__own`` — the person's mean over their active days in the baseline window (the peer value
-  for a newcomer with too little history; ``baseline`` says which),
+* ``f__own`` — the person's usual day: the median over their active days in the baseline window
+  (robust to a few earlier bad days; the peer mean for a newcomer with too little history;
+  ``baseline`` says which),
 * ``f__own_max`` — the person's highest day in the window,
 * ``f__peer`` — the mean of the peer group (department and role) over the same window,
 * ``f__own_z`` / ``f__peer_z`` — today's deviation from each, in standard deviations of
