@@ -576,7 +576,7 @@ def evaluate_command(
             f"{s.user_days_hit}/{s.user_days}",
             f"{s.user_day_recall:.2f}",
             str(s.alerts),
-            f"{s.precision:.2f}" if s.name == "all" else "",
+            f"{s.precision:.2f}",
             "" if s.median_delay is None else f"{s.median_delay:g}",
         )
     console.print(table)
