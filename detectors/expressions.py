@@ -76,3 +76,12 @@ def first_references(limit: int = 5) -> pl.Expr:
     return (
         reference().sort_by("timestamp", "source_file", "source_line").head(limit).alias("evidence")
     )
+
+
+def day_references(events: pl.LazyFrame, with_top_secret: bool = False) -> pl.LazyFrame:
+    """Per user-day of ``events``: up to five event references in ``evidence`` and, with
+    ``with_top_secret``, whether any of the events was on 極秘 material."""
+    aggregations = [first_references()]
+    if with_top_secret:
+        aggregations.append((pl.col("level") == "top_secret").any().alias("top_secret"))
+    return events.group_by("user", "local_date").agg(aggregations)

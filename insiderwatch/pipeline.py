@@ -7,10 +7,7 @@ ingest → quality → features → rules ∥ model → scoring → alerts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 import polars as pl
 
@@ -28,49 +25,10 @@ from insiderwatch.detect import (
     run_rules,
 )
 from insiderwatch.features import ensure_features
-from insiderwatch.ingest import IngestReport, ingest
-from insiderwatch.quality import QualityGate
 from insiderwatch.scoring import ALERT_SCHEMA, score, settings_points
 from insiderwatch.store import EventStore
 
 RESULTS = "results"
-
-
-def ingest_stage(
-    logs: Path,
-    store: EventStore,
-    config: Config,
-    as_of: date,
-    start: date | None = None,
-    end: date | None = None,
-    gate: QualityGate | None = None,
-    on_file: Callable[[Path], None] | None = None,
-    on_plan: Callable[[int], None] | None = None,
-) -> IngestReport:
-    return ingest(logs, store, config, as_of, start, end, gate, on_file, on_plan)
-
-
-@dataclass
-class QualityStatus:
-    day: date
-    stored: int
-    quarantined: int
-    held_back: list[str] = field(default_factory=list)
-
-    @property
-    def usable(self) -> bool:
-        return self.stored > 0
-
-
-def quality_stage(report: IngestReport, day: date) -> QualityStatus:
-    """The day's ingest outcome: rows stored and quarantined, sources held back by the gate."""
-    counts = [c for c in report.counts if c.day == day]
-    return QualityStatus(
-        day,
-        sum(c.stored for c in counts),
-        sum(c.quarantined for c in counts),
-        sorted(c.source for c in counts if c.gate.startswith("failed")),
-    )
 
 
 def features_stage(

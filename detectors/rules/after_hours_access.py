@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references, percent
+from detectors.expressions import count, day_references, percent
 
 
 class Params(base.Params):
@@ -18,11 +18,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     activity = evidence.activity()
     if activity is None:
         return base.empty()
-    refs = (
-        activity.filter(pl.col("after_hours"))
-        .group_by("user", "local_date")
-        .agg(first_references())
-    )
+    refs = day_references(activity.filter(pl.col("after_hours")))
     return (
         evidence.days.filter(
             pl.col("after_hours_events") >= p.min_events,

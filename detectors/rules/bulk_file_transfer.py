@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references, human_bytes
+from detectors.expressions import count, day_references, human_bytes
 
 
 class Params(base.Params):
@@ -23,9 +23,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         pl.col("action").is_in(["download", "copy", "move"]),
         pl.col("destination").fill_null("") != "removable",
     )
-    refs = moved.group_by("user", "local_date").agg(
-        first_references(), top_secret=(pl.col("level") == "top_secret").any()
-    )
+    refs = day_references(moved, with_top_secret=True)
     n = pl.col("files_downloaded") + pl.col("files_copied")
     size = pl.col("files_downloaded_bytes") + pl.col("files_copied_bytes")
     own_n = pl.col("files_downloaded__own") + pl.col("files_copied__own")

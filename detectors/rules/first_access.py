@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references, usual_and_peers
+from detectors.expressions import count, day_references, usual_and_peers
 
 
 class Params(base.Params):
@@ -25,14 +25,10 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     touched = files.with_columns(
         system_l=pl.col("system").str.to_lowercase(),
     ).join(items, on=["user", "local_date"], how="inner")
-    refs = (
-        touched.filter(
-            (pl.col("system_l") == pl.col("new_items")) | (pl.col("share") == pl.col("new_items"))
-        )
-        .unique(["source_file", "source_line"])
-        .group_by("user", "local_date")
-        .agg(first_references(), top_secret=(pl.col("level") == "top_secret").any())
-    )
+    on_new = touched.filter(
+        (pl.col("system_l") == pl.col("new_items")) | (pl.col("share") == pl.col("new_items"))
+    ).unique(["source_file", "source_line"])
+    refs = day_references(on_new, with_top_secret=True)
     return days.join(refs, on=["user", "local_date"], how="left").select(
         "user",
         "local_date",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references
+from detectors.expressions import count, day_references
 
 
 class Params(base.Params):
@@ -17,7 +17,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     files = evidence.source("file_access")
     if files is None:
         return base.empty()
-    refs = files.filter(pl.col("night")).group_by("user", "local_date").agg(first_references())
+    refs = day_references(files.filter(pl.col("night")))
     return (
         evidence.days.filter(
             pl.col("night_peak_hour") >= p.min_events_per_hour,

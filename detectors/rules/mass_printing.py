@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references, usual_and_peers
+from detectors.expressions import count, day_references, usual_and_peers
 
 
 class Params(base.Params):
@@ -18,7 +18,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     prints = evidence.source("print")
     if prints is None:
         return base.empty()
-    refs = prints.group_by("user", "local_date").agg(first_references())
+    refs = day_references(prints)
     pages = pl.col("printed_pages")
     return (
         evidence.days.filter(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references, human_bytes, usual_and_peers
+from detectors.expressions import (
+    count,
+    day_references,
+    first_references,
+    human_bytes,
+    usual_and_peers,
+)
 
 
 class Params(base.Params):
@@ -47,11 +53,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     files = evidence.source("file_access")
     if files is not None:
         cloud = (pl.col("action") == "upload") | (pl.col("destination") == "cloud")
-        refs = (
-            files.filter(cloud.fill_null(False))
-            .group_by("user", "local_date")
-            .agg(first_references(), top_secret=(pl.col("level") == "top_secret").any())
-        )
+        refs = day_references(files.filter(cloud.fill_null(False)), with_top_secret=True)
         found.append(
             evidence.days.filter(
                 pl.col("cloud_uploads") >= p.endpoint_min_files,

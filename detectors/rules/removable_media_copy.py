@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, first_references, human_bytes, usual_and_peers
+from detectors.expressions import count, day_references, human_bytes, usual_and_peers
 
 
 class Params(base.Params):
@@ -18,11 +18,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     files = evidence.source("file_access")
     if files is None:
         return base.empty()
-    refs = (
-        files.filter(pl.col("destination") == "removable")
-        .group_by("user", "local_date")
-        .agg(first_references(), top_secret=(pl.col("level") == "top_secret").any())
-    )
+    refs = day_references(files.filter(pl.col("destination") == "removable"), with_top_secret=True)
     size = pl.col("removable_bytes")
     return (
         evidence.days.filter(
