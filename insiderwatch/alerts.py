@@ -18,7 +18,7 @@ from insiderwatch.scoring import STATUSES
 
 
 class TriageError(ValueError):
-    pass
+    """A triage decision that cannot be recorded (unknown status or alert)."""
 
 
 def _json(values: list | None) -> str:

@@ -8,6 +8,7 @@ one lazy query per stage; nothing loops over rows.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, timedelta
 
@@ -15,7 +16,7 @@ import polars as pl
 
 from insiderwatch.calendar import workday_expr
 from insiderwatch.config import Config
-from insiderwatch.store import EventStore
+from insiderwatch.store import PART, EventStore
 from schemas.canonical import CLASSIFICATIONS
 from schemas.features import FEATURE_NAMES, STORED_FEATURES, WINDOW_FEATURES
 
@@ -33,11 +34,12 @@ LEVEL_RANK = {level: rank for rank, level in enumerate(reversed(CLASSIFICATIONS)
 def domain_pattern(domains: tuple[str, ...] | list[str]) -> str | None:
     """Regex matching a host or address domain equal to, or a subdomain of, any of ``domains``.
 
-    >>> import re
-    >>> bool(re.search(domain_pattern(["dropbox.com"]), "www.dropbox.com"))
-    True
-    >>> bool(re.search(domain_pattern(["dropbox.com"]), "notdropbox.com"))
-    False
+        >>> import hashlib
+    import re
+        >>> bool(re.search(domain_pattern(["dropbox.com"]), "www.dropbox.com"))
+        True
+        >>> bool(re.search(domain_pattern(["dropbox.com"]), "notdropbox.com"))
+        False
     """
     if not domains:
         return None
@@ -384,34 +386,54 @@ def roster_lazy(store: EventStore) -> pl.LazyFrame:
     return pl.scan_parquet(store.roster_path())
 
 
-def build_features(store: EventStore, day: date, config: Config) -> int:
+INPUTS_FILE = "inputs.sha256"
+
+
+def roster_digest(store: EventStore) -> str:
+    """Digest of the roster columns features depend on (who has which private addresses)."""
+    if not store.roster_path().exists():
+        return ""
+    roster = pl.read_parquet(store.roster_path(), columns=["user", "personal_emails"])
+    text = roster.sort("user").with_columns(pl.col("personal_emails").list.join(";")).write_csv()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def inputs_digest(store: EventStore, day: date, config: Config, roster: str) -> str:
+    """What a day's features were computed from: its event partitions, the site config and
+    the roster. A stored feature partition with another digest is stale."""
+    parts = [config.model_dump_json(), roster]
+    for path in sorted(store.root.glob(f"events/*/date={day.isoformat()}/{PART}")):
+        stat = path.stat()
+        parts.append(f"{path.parent.parent.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def build_features(store: EventStore, day: date, config: Config, digest: str | None = None) -> int:
     """Compute and store the day's user-day features and touches; returns people active."""
     events = load_day_events(store, day, config, roster_lazy(store))
     features = day_features(events).collect()
     touches = day_touches(events).collect()
     store.write_partition("features", USER_DAY, day, features)
     store.write_partition("features", TOUCHES, day, touches)
+    if digest is None:
+        digest = inputs_digest(store, day, config, roster_digest(store))
+    store.partition("features", USER_DAY, day).with_name(INPUTS_FILE).write_text(digest)
     return features.height
 
 
-def event_days(store: EventStore) -> list[date]:
-    """Days with at least one event partition."""
-    labels = {p.parent.name[5:] for p in store.root.glob("events/*/date=*/part-0.parquet")}
-    return sorted(date.fromisoformat(x) for x in labels if x != "unknown")
-
-
 def ensure_features(store: EventStore, days: list[date], config: Config) -> list[date]:
-    """Build features for ``days`` that have events but no (or stale) feature partition."""
+    """Build features for ``days`` that have events and no feature partition, or one computed
+    from other inputs (events re-ingested, site config or roster changed)."""
+    roster = roster_digest(store)
     built = []
     for day in days:
-        target = store.partition("features", USER_DAY, day)
-        sources = list(store.root.glob(f"events/*/date={day.isoformat()}/part-0.parquet"))
-        if not sources:
+        if not any(store.root.glob(f"events/*/date={day.isoformat()}/{PART}")):
             continue
-        newest = max(p.stat().st_mtime_ns for p in sources)
-        if target.exists() and target.stat().st_mtime_ns >= newest:
+        digest = inputs_digest(store, day, config, roster)
+        stamp = store.partition("features", USER_DAY, day).with_name(INPUTS_FILE)
+        if stamp.exists() and stamp.read_text() == digest:
             continue
-        build_features(store, day, config)
+        build_features(store, day, config, digest)
         built.append(day)
     return built
 
