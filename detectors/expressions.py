@@ -85,3 +85,8 @@ def day_references(events: pl.LazyFrame, with_top_secret: bool = False) -> pl.La
     if with_top_secret:
         aggregations.append((pl.col("level") == "top_secret").any().alias("top_secret"))
     return events.group_by("user", "local_date").agg(aggregations)
+
+
+def on_notice() -> pl.Expr:
+    """The person had given notice by the scored day (the roster is read as of that day)."""
+    return pl.col("notice_date").is_not_null() & (pl.col("notice_date") <= pl.col("local_date"))

@@ -45,6 +45,25 @@ def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+# Features whose repeats after notice are counted, so a notice-period check raises its alarm
+# once and then reports the repeats without flooding the review budget.
+NOTICE_FEATURES = ("remote_logons", "external_attachments")
+
+
+def with_notice_history(frame: pl.LazyFrame, window: int) -> pl.LazyFrame:
+    """``f__after_notice_days``: earlier days in the window, on or after the person's notice,
+    on which ``f`` was non-zero."""
+    counted = (
+        frame.filter(pl.col("notice_date").is_not_null())
+        .select(*KEY, *NOTICE_FEATURES)
+        .rolling(index_column="local_date", period=f"{window}d", closed="left", group_by="user")
+        .agg([(pl.col(f) > 0).sum().alias(f"{f}__after_notice_days") for f in NOTICE_FEATURES])
+    )
+    return frame.join(counted, on=list(KEY), how="left").with_columns(
+        [pl.col(f"{f}__after_notice_days").fill_null(0) for f in NOTICE_FEATURES]
+    )
+
+
 def training_days(tuning: Tuning) -> int:
     """Days before a range whose user-days the model may train on (see ``run_model``)."""
     return tuning.model.train_days + tuning.model.retrain_every_days
@@ -95,7 +114,8 @@ def assemble(
         frame = pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
     else:
         # Joins do not keep row order; the model's training sample depends on it.
-        frame = with_roster(frame.lazy(), roster).sort(KEY).collect()
+        frame = with_roster(frame.lazy(), roster).sort(KEY)
+        frame = with_notice_history(frame, b.window_days).sort(KEY).collect()
     scored = frame.lazy().filter(pl.col("local_date").is_between(start, end))
     events: dict[str, list[pl.LazyFrame]] = {}
     for day in days_between(start, end):

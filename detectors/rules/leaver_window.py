@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
+from detectors.expressions import on_notice
 
 
 class Params(base.Params):
@@ -12,15 +13,12 @@ class Params(base.Params):
 
 
 def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
-    on_notice = pl.col("notice_date").is_not_null() & (
-        pl.col("notice_date") <= pl.col("local_date")
-    )
     last = (
         pl.when(pl.col("last_day").is_not_null())
         .then(pl.format(", last day {}", pl.col("last_day")))
         .otherwise(pl.lit(""))
     )
-    return evidence.days.filter(on_notice, pl.col("events") >= p.min_events).select(
+    return evidence.days.filter(on_notice(), pl.col("events") >= p.min_events).select(
         "user",
         "local_date",
         value=(pl.col("local_date") - pl.col("notice_date")).dt.total_days().cast(pl.Float64),
