@@ -527,6 +527,59 @@ def triage_command(
     console.print(f"{alert_id}: {previous} → {status}")
 
 
+@app.command("lookback")
+def lookback_command(
+    user: Annotated[str, typer.Argument(help="the leaver's user id")],
+    notice_date: Annotated[str, typer.Option(help="day notice was given, YYYY-MM-DD")],
+    last_day: Annotated[str | None, typer.Option(help="last working day, YYYY-MM-DD")] = None,
+    months: Annotated[int, typer.Option(help="months before notice to review")] = 6,
+    out: Annotated[Path, typer.Option(help="folder for the weekly table")] = Path("lookbacks"),
+    store: Store = Path("store"),
+    config: ConfigFile = None,
+) -> None:
+    """Review a leaver's last months week by week against their own past and their peers."""
+    import polars as pl
+
+    from insiderwatch.config import load_config
+    from insiderwatch.lookback import LookbackError, amount, run_lookback, validate_request
+    from insiderwatch.store import EventStore
+
+    events = EventStore(store)
+    if not events.roster_path().exists():
+        console.print(f"[red]error:[/red] no roster in {store}; ingest first")
+        raise typer.Exit(2)
+    try:
+        site = load_config(config)
+        request = validate_request(
+            {"user": user, "notice_date": notice_date, "last_day": last_day, "months": months},
+            pl.read_parquet(events.roster_path()),
+        )
+        result = run_lookback(events, request, site)
+    except (LookbackError, ConfigError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    folder = out / f"{request.user}_{request.notice_date.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    result.weekly.write_csv(folder / "weekly.csv")
+    result.weekly.write_parquet(folder / "weekly.parquet")
+    result.comparison.write_csv(folder / "comparison.csv")
+    console.print(f"[bold]{request.user}[/bold], notice {request.notice_date}: {result.verdict}")
+    table = Table("measure", "last 30 days", "last 60 days", "own earlier", "peers (30 days)",
+                  title="daily means")  # fmt: skip
+    for row in result.comparison.iter_rows(named=True):
+        table.add_row(
+            row["label"],
+            *(
+                "n/a" if row[k] is None else amount(row[k], row["unit"])
+                for k in ("last_30_days", "last_60_days", "own_earlier", "peers_last_30_days")
+            ),
+        )
+    console.print(table)
+    console.print(
+        f"weekly table: {folder / 'weekly.csv'} (and .parquet), {folder / 'comparison.csv'}"
+    )
+
+
 @app.command("evaluate")
 def evaluate_command(
     labels: Annotated[Path, typer.Option(help="labels CSV: user, scenario, date", exists=True)],

@@ -1,0 +1,168 @@
+"""The leaver lookback: a thief's theft weeks stand out and the channels are named; a benign
+leaver's lookback says nothing stands out; requests from outside are validated."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from insiderwatch.cli import app
+from insiderwatch.config import config_for_logs
+from insiderwatch.ingest import ingest
+from insiderwatch.lookback import (
+    LookbackError,
+    LookbackRequest,
+    months_before,
+    run_lookback,
+    validate_request,
+)
+from insiderwatch.store import EventStore
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_LOGS = REPO / "sample_logs"
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory) -> EventStore:
+    store = EventStore(tmp_path_factory.mktemp("lookback") / "store")
+    report = ingest(SAMPLE_LOGS, store, config_for_logs(SAMPLE_LOGS), as_of=date(2024, 6, 29))
+    assert not report.errors
+    return store
+
+
+def leavers(store: EventStore) -> pl.DataFrame:
+    roster = pl.read_parquet(store.roster_path())
+    return roster.filter(pl.col("notice_date").is_not_null())
+
+
+def labels() -> pl.DataFrame:
+    return pl.read_csv(SAMPLE_LOGS / "labels.csv", try_parse_dates=True)
+
+
+def request_for(store: EventStore, user: str) -> LookbackRequest:
+    row = leavers(store).filter(pl.col("user") == user).row(0, named=True)
+    return LookbackRequest(user, row["notice_date"], row["last_day"], 6)
+
+
+def test_a_thief_stands_out_week_by_week_and_by_channel(sample_store) -> None:
+    theft = labels().filter(pl.col("scenario") == "leaver_theft")
+    thief = theft["user"][0]
+    request = request_for(sample_store, thief)
+    result = run_lookback(sample_store, request, config_for_logs(SAMPLE_LOGS))
+
+    assert result.verdict.startswith("Stands out in the 30 days before notice")
+    named = " ".join(result.standouts)
+    for channel in ("downloads", "removable media", "printing", "極秘 access"):
+        assert channel in named, result.standouts
+    weekly = result.weekly
+    theft_weeks = theft["date"].dt.truncate("1w").unique().implode()
+    earlier = weekly.filter(
+        pl.col("phase") == "before notice",
+        ~pl.col("week").is_in(theft_weeks),
+        pl.col("active_days") > 0,
+    )
+    usual = earlier["files_downloaded"].median()
+    stolen = weekly.filter(pl.col("week").is_in(theft_weeks))
+    assert stolen.height >= 2
+    assert (stolen["files_downloaded"] >= 5 * usual).all(), (usual, stolen["files_downloaded"])
+    assert (stolen["printed_pages"] > earlier["printed_pages"].max()).any()
+
+
+def test_a_benign_leaver_has_nothing_standing_out(sample_store) -> None:
+    insiders = set(labels()["user"].to_list())
+    benign = [u for u in leavers(sample_store)["user"].to_list() if u not in insiders]
+    assert benign
+    for user in benign:
+        result = run_lookback(
+            sample_store, request_for(sample_store, user), config_for_logs(SAMPLE_LOGS)
+        )
+        assert result.standouts == [], (user, result.standouts)
+        assert result.verdict.startswith("Nothing stands out"), result.verdict
+
+
+def test_weekly_table_covers_every_week_of_the_period(sample_store) -> None:
+    thief = labels().filter(pl.col("scenario") == "leaver_theft")["user"][0]
+    request = request_for(sample_store, thief)
+    weekly = run_lookback(sample_store, request, config_for_logs(SAMPLE_LOGS)).weekly
+    weeks = weekly["week"].to_list()
+    assert weeks == sorted(weeks) and len(set(weeks)) == len(weeks)
+    assert all((b - a).days == 7 for a, b in itertools.pairwise(weeks))
+    assert weeks[0] <= request.start and weeks[-1] <= request.last_day
+    assert set(weekly["phase"]) == {"before notice", "notice week", "after notice"}
+    assert weekly.filter(pl.col("week") < date(2024, 3, 25))["active_days"].sum() == 0
+
+
+ROSTER = pl.DataFrame({"user": ["u00001", "u00002"]})
+N = "2024-05-01"
+BAD_DATE = "notice_date must be a date as YYYY-MM-DD"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"user": "u09999", "notice_date": N},
+            "unknown user 'u09999': not on the roster",
+        ),
+        ({"user": "../../etc/passwd", "notice_date": N}, "user must be a plain user id"),
+        ({"user": "u1'; DROP TABLE alerts;--", "notice_date": N}, "plain user id"),
+        ({"user": 42, "notice_date": N}, "user must be a plain user id"),
+        ({"user": "u00001"}, "notice_date is required (YYYY-MM-DD)"),
+        (
+            {"user": "u00001", "notice_date": "01/05/2024"},
+            "notice_date must be a date as YYYY-MM-DD",
+        ),
+        (
+            {"user": "u00001", "notice_date": "2024-02-30"},
+            "notice_date must be a date as YYYY-MM-DD",
+        ),
+        (
+            {"user": "u00001", "notice_date": N, "last_day": "2024-04-30"},
+            "last_day 2024-04-30 is before notice_date 2024-05-01",
+        ),
+        ({"user": "u00001", "notice_date": N, "months": 0}, "months must be a whole"),
+        ({"user": "u00001", "notice_date": N, "months": "6"}, "months must be a whole"),
+        ({"user": "u00001", "notice_date": N, "path": "/tmp"}, "unknown field(s): path"),
+    ],
+)
+def test_bad_requests_fail_with_the_reason(raw, message: str) -> None:
+    with pytest.raises(LookbackError, match=re.escape(message)):
+        validate_request(raw, ROSTER)
+
+
+def test_months_before_clamps_to_the_month() -> None:
+    assert months_before(date(2024, 8, 31), 6) == date(2024, 2, 29)
+    assert months_before(date(2024, 5, 27), 6) == date(2023, 11, 27)
+    assert months_before(date(2024, 1, 15), 1) == date(2023, 12, 15)
+
+
+def test_cli_writes_the_weekly_table(sample_store, tmp_path: Path) -> None:
+    thief = labels().filter(pl.col("scenario") == "leaver_theft")["user"][0]
+    request = request_for(sample_store, thief)
+    runner = CliRunner(env={"COLUMNS": "160"})
+    result = runner.invoke(
+        app,
+        [
+            "lookback", thief, "--notice-date", request.notice_date.isoformat(),
+            "--last-day", request.last_day.isoformat(), "--store", str(sample_store.root),
+            "--out", str(tmp_path), "--config", str(SAMPLE_LOGS / "insiderwatch.toml"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Stands out" in result.output
+    folder = tmp_path / f"{thief}_{request.notice_date.isoformat()}"
+    assert (
+        pl.read_csv(folder / "weekly.csv").height
+        == pl.read_parquet(folder / "weekly.parquet").height
+    )
+    bad = runner.invoke(
+        app,
+        ["lookback", "nobody", "--notice-date", "2024-05-01", "--store", str(sample_store.root)],
+    )
+    assert bad.exit_code == 2 and "unknown user 'nobody'" in bad.output
