@@ -28,6 +28,7 @@ format: setup
 bench: setup
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/daily.py
+	$(UV) run python benchmarks/lookback.py
 
 # Rebuild the committed sample (fixed seed); commit the result.
 samples: setup

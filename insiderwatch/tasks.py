@@ -123,3 +123,44 @@ def publish_day(store: str, db: str | None, day: str) -> dict[str, Any]:
     database.finish_run(run_id, datetime.now(), "ok", {"alerts": written})
     database.close()
     return {"day": day, "alerts": written}
+
+
+def lookback_request(store: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """Check an HR-triggered lookback request; returns it as plain values or raises
+    ``LookbackError`` naming the field. Nothing is written."""
+    import polars as pl
+
+    from insiderwatch.lookback import LookbackError, validate_request
+
+    roster_path = EventStore(Path(store)).roster_path()
+    if not roster_path.exists():
+        raise LookbackError(f"no roster in {store}; the daily run has not ingested yet")
+    fields = {k: conf.get(k) for k in ("user", "notice_date", "last_day", "months")}
+    fields = {k: v for k, v in fields.items() if v not in (None, "")}
+    request = validate_request(fields, pl.read_parquet(roster_path))
+    return {
+        "user": request.user,
+        "notice_date": request.notice_date.isoformat(),
+        "last_day": request.last_day.isoformat() if request.last_day else None,
+        "months": request.months,
+    }
+
+
+def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Run a validated lookback and write its tables under ``<store>/lookbacks/``."""
+    from insiderwatch.lookback import LookbackRequest, run_lookback
+
+    checked = LookbackRequest(
+        request["user"],
+        _day(request["notice_date"]),
+        _day(request["last_day"]) if request["last_day"] else None,
+        request["months"],
+    )
+    result = run_lookback(EventStore(Path(store)), checked, config_for_logs(Path(logs)))
+    folder = Path(store) / "lookbacks" / f"{checked.user}_{checked.notice_date.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    result.weekly.write_csv(folder / "weekly.csv")
+    result.weekly.write_parquet(folder / "weekly.parquet")
+    result.comparison.write_csv(folder / "comparison.csv")
+    (folder / "verdict.txt").write_text(result.verdict + "\n", encoding="utf-8")
+    return {"folder": str(folder), "verdict": result.verdict, "standouts": result.standouts}

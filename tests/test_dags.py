@@ -40,6 +40,13 @@ if sys.argv[2] == "run":
         run_conf={"logs": sys.argv[3], "store": sys.argv[4], "db": ""},
     )
     result["state"] = str(run.state)
+if sys.argv[2] == "lookback":
+    dag = bag.get_dag("resignation_lookback")
+    result["states"] = []
+    for conf in json.loads(sys.argv[3]):
+        run = dag.test(run_conf=conf)
+        result["states"].append(str(run.state))
+        print("END OF RUN", flush=True)
 print("RESULT " + json.dumps(result))
 """
 
@@ -57,6 +64,15 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     airflow = shutil.which("airflow", path=str(Path(sys.executable).parent))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     return env
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    """A store holding the sample logs up to the day before DAY, as earlier runs left it."""
+    store = tmp_path_factory.mktemp("history") / "store"
+    config = config_for_logs(SAMPLE_LOGS)
+    ingest(SAMPLE_LOGS, EventStore(store), config, as_of=DAY, end=date(2024, 6, 11))
+    return store
 
 
 def run_airflow(env: dict[str, str], *args: str) -> dict:
@@ -81,13 +97,11 @@ def test_every_dag_file_imports_without_errors(airflow_env) -> None:
 
 
 @pytest.mark.slow
-def test_insider_daily_runs_end_to_end_like_the_cli(airflow_env, tmp_path: Path) -> None:
-    store = tmp_path / "store"
+def test_insider_daily_runs_end_to_end_like_the_cli(airflow_env, history, tmp_path: Path) -> None:
+    store, reference = tmp_path / "store", tmp_path / "reference"
+    shutil.copytree(history, store)
+    shutil.copytree(history, reference)
     config = config_for_logs(SAMPLE_LOGS)
-    # History before the day, as earlier daily runs would have left it.
-    ingest(SAMPLE_LOGS, EventStore(store), config, as_of=DAY, end=date(2024, 6, 11))
-    reference = tmp_path / "reference"
-    shutil.copytree(store, reference)
 
     result = run_airflow(airflow_env, "run", str(SAMPLE_LOGS), str(store))
 
@@ -105,3 +119,50 @@ def test_insider_daily_runs_end_to_end_like_the_cli(airflow_env, tmp_path: Path)
     in_process = list_alerts(ref_db, DAY, DAY, include_over_budget=True)
     ref_db.close()
     assert from_dag.drop("status").equals(in_process.drop("status"))
+
+
+def test_resignation_lookback_writes_the_report_for_a_valid_request(
+    airflow_env, history, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(history, store)
+    conf = {
+        "user": "u00101", "notice_date": "2024-05-27", "last_day": "2024-06-17", "months": 6,
+        "logs": str(SAMPLE_LOGS), "store": str(store),
+    }  # fmt: skip
+    result = run_airflow(airflow_env, "lookback", json.dumps([conf]))
+    assert result["states"] == ["success"]
+    folder = store / "lookbacks" / "u00101_2024-05-27"
+    assert (folder / "weekly.parquet").exists() and (folder / "comparison.csv").exists()
+    assert (folder / "verdict.txt").read_text(encoding="utf-8").startswith("Stands out")
+
+
+BAD_REQUESTS = [
+    ({"user": "../../etc", "notice_date": "2024-05-27"}, "user must be a plain user id"),
+    ({"user": "u00101", "notice_date": "27/05/2024"}, "notice_date must be a date"),
+    (
+        {"user": "u00101", "notice_date": "2024-05-27", "last_day": "2024-05-01"},
+        "last_day 2024-05-01 is before notice_date 2024-05-27",
+    ),
+    ({"user": "nobody", "notice_date": "2024-05-27"}, "unknown user 'nobody'"),
+]
+
+
+def test_resignation_lookback_rejects_bad_requests_and_writes_nothing(
+    airflow_env, history, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(history, store)
+    confs = [{**c, "logs": str(SAMPLE_LOGS), "store": str(store)} for c, _ in BAD_REQUESTS]
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(DAGS), "lookback", json.dumps(confs)],
+        env=airflow_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    result = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert result, output[-3000:]
+    assert json.loads(result[-1].removeprefix("RESULT "))["states"] == ["failed"] * len(confs)
+    runs = done.stdout.split("END OF RUN")
+    for (_, message), log in zip(BAD_REQUESTS, runs, strict=False):
+        assert message in log, (message, log[-2000:])
+    assert not (store / "lookbacks").exists()
