@@ -1,6 +1,7 @@
 """insider_daily: yesterday's logs to ranked alerts, every morning at 06:00 Asia/Tokyo.
 
-ingest → quality gate → features → rules ∥ model → scoring → alerts. Each task is one call
+ingest → quality gate → features → rules ∥ model → scoring → alerts → leavers list (starting
+the lookback of anyone newly on notice). Each task is one call
 into ``insiderwatch.tasks`` and works on its own day: the local day before the run's logical
 date (logs of a day are complete once it is over). Paths come from the run's params, which
 default to the INSIDERWATCH_LOGS / INSIDERWATCH_STORE / INSIDERWATCH_DB environment variables.
@@ -79,8 +80,14 @@ def insider_daily():
 
         return publish_day(params["store"], params["db"] or None, ranked["day"])
 
+    @task
+    def leavers(published: dict, params=None) -> dict:
+        from insiderwatch.tasks import leavers_day
+
+        return leavers_day(params["logs"], params["store"], params["db"] or None, published["day"])
+
     built = features(quality_gate(ingest()))
-    alerts(scoring(rules(built), model(built)))
+    leavers(alerts(scoring(rules(built), model(built))))
 
 
 DAG = insider_daily()

@@ -321,6 +321,15 @@ def _detect(
         database.close()
         raise
     sent = int(alerts["budgeted"].sum()) if alerts.height else 0
+    from insiderwatch.leavers import sync_leavers
+
+    with console.status("updating the leavers list"):
+        updates = sync_leavers(EventStore(store_root), database, config, end)
+    for update in updates:
+        if update.started_lookback:
+            console.print(
+                f"lookback started for {update.user} (notice {update.notice_date}): {update.status}"
+            )
     database.finish_run(
         run_id,
         datetime.now(),
@@ -578,6 +587,32 @@ def lookback_command(
     console.print(
         f"weekly table: {folder / 'weekly.csv'} (and .parquet), {folder / 'comparison.csv'}"
     )
+
+
+@app.command("leavers")
+def leavers_command(store: Store = Path("store"), db: DbUrl = None) -> None:
+    """People on notice, their lookback's verdict and their open alerts."""
+    from insiderwatch.db import Database
+    from insiderwatch.leavers import list_leavers
+
+    database = Database(_db_url(db, store))
+    frame = list_leavers(database)
+    database.close()
+    table = Table(
+        "user", "department", "notice", "last day", "lookback", "open alerts", "verdict",
+        title=f"leavers ({frame.height})", show_lines=True,
+    )  # fmt: skip
+    for row in frame.iter_rows(named=True):
+        table.add_row(
+            f"{row['user_id']} {row['name'] or ''}",
+            row["department"] or "",
+            str(row["notice_date"]),
+            str(row["last_day"] or ""),
+            row["lookback_status"],
+            str(row["open_alerts"]),
+            row["lookback_verdict"] or "",
+        )
+    console.print(table)
 
 
 @app.command("evaluate")

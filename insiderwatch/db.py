@@ -69,6 +69,20 @@ SCHEMA = (
         evidence TEXT NOT NULL,
         run_id TEXT
     )""",
+    # People on notice as of the latest run, with their lookback's outcome.
+    """CREATE TABLE IF NOT EXISTS leavers (
+        user_id TEXT PRIMARY KEY,
+        name TEXT,
+        department TEXT,
+        supervisor TEXT,
+        notice_date DATE NOT NULL,
+        last_day DATE,
+        lookback_status TEXT NOT NULL,
+        lookback_verdict TEXT,
+        lookback_folder TEXT,
+        open_alerts INTEGER NOT NULL,
+        as_of DATE NOT NULL
+    )""",
     # Triage history; the latest row per alert is its status, and survives reruns.
     """CREATE TABLE IF NOT EXISTS triage (
         alert_id TEXT NOT NULL,

@@ -148,7 +148,8 @@ def lookback_request(store: str, conf: dict[str, Any]) -> dict[str, Any]:
 
 def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str, Any]:
     """Run a validated lookback and write its tables under ``<store>/lookbacks/``."""
-    from insiderwatch.lookback import LookbackRequest, run_lookback
+    from insiderwatch.leavers import write_lookback
+    from insiderwatch.lookback import LookbackRequest
 
     checked = LookbackRequest(
         request["user"],
@@ -156,11 +157,21 @@ def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str,
         _day(request["last_day"]) if request["last_day"] else None,
         request["months"],
     )
-    result = run_lookback(EventStore(Path(store)), checked, config_for_logs(Path(logs)))
-    folder = Path(store) / "lookbacks" / f"{checked.user}_{checked.notice_date.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    result.weekly.write_csv(folder / "weekly.csv")
-    result.weekly.write_parquet(folder / "weekly.parquet")
-    result.comparison.write_csv(folder / "comparison.csv")
-    (folder / "verdict.txt").write_text(result.verdict + "\n", encoding="utf-8")
-    return {"folder": str(folder), "verdict": result.verdict, "standouts": result.standouts}
+    folder, verdict = write_lookback(EventStore(Path(store)), checked, config_for_logs(Path(logs)))
+    return {"folder": str(folder), "verdict": verdict}
+
+
+def leavers_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any]:
+    """Refresh the leavers list as of the day; start lookbacks for new notices."""
+    from insiderwatch.leavers import sync_leavers
+
+    database = _db(store, db)
+    updates = sync_leavers(
+        EventStore(Path(store)), database, config_for_logs(Path(logs)), _day(day)
+    )
+    database.close()
+    return {
+        "day": day,
+        "leavers": len(updates),
+        "lookbacks_started": [u.user for u in updates if u.started_lookback],
+    }

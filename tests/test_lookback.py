@@ -166,3 +166,75 @@ def test_cli_writes_the_weekly_table(sample_store, tmp_path: Path) -> None:
         ["lookback", "nobody", "--notice-date", "2024-05-01", "--store", str(sample_store.root)],
     )
     assert bad.exit_code == 2 and "unknown user 'nobody'" in bad.output
+
+
+def test_leavers_list_starts_each_lookback_once(sample_store, tmp_path: Path) -> None:
+    from insiderwatch.db import Database
+    from insiderwatch.leavers import list_leavers, sync_leavers
+
+    config = config_for_logs(SAMPLE_LOGS)
+    db = Database(str(tmp_path / "alerts.duckdb"))
+    notices = leavers(sample_store).sort("notice_date")
+    first_notice = notices["notice_date"][0]
+
+    early = sync_leavers(sample_store, db, config, first_notice)
+    assert [(u.user, u.started_lookback, u.status) for u in early] == [
+        (notices["user"][0], True, "done")
+    ]
+    assert (sample_store.root / "lookbacks" / f"{notices['user'][0]}_{first_notice}").is_dir()
+    again = sync_leavers(sample_store, db, config, first_notice)
+    assert [u.started_lookback for u in again] == [False]
+
+    late = sync_leavers(sample_store, db, config, date(2024, 6, 29))
+    started = {u.user for u in late if u.started_lookback}
+    assert started == set(notices["user"][1:].to_list())
+    listed = list_leavers(db)
+    assert sorted(listed["user_id"].to_list()) == sorted(notices["user"].to_list())
+    assert set(listed["lookback_status"]) == {"done"}
+    thief = labels().filter(pl.col("scenario") == "leaver_theft")["user"][0]
+    verdicts = dict(zip(listed["user_id"], listed["lookback_verdict"], strict=True))
+    assert verdicts[thief].startswith("Stands out")
+    assert all(v.startswith("Nothing stands out") for u, v in verdicts.items() if u != thief)
+
+    moved = pl.read_parquet(sample_store.roster_path()).with_columns(
+        notice_date=pl.when(pl.col("user") == thief)
+        .then(pl.col("notice_date") - pl.duration(days=7))
+        .otherwise(pl.col("notice_date"))
+    )
+    sample_store.write_roster(moved)
+    try:
+        redo = sync_leavers(sample_store, db, config, date(2024, 6, 29))
+        assert {u.user for u in redo if u.started_lookback} == {thief}
+    finally:
+        sample_store.write_roster(
+            moved.with_columns(
+                notice_date=pl.when(pl.col("user") == thief)
+                .then(pl.col("notice_date") + pl.duration(days=7))
+                .otherwise(pl.col("notice_date"))
+            )
+        )
+    db.close()
+
+
+def test_leavers_list_counts_open_alerts(sample_store, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from insiderwatch.alerts import publish, set_status
+    from insiderwatch.db import Database
+    from insiderwatch.leavers import list_leavers, sync_leavers
+    from insiderwatch.scoring import alert_id
+    from tests.test_alert_store import alerts_for, findings_for
+
+    thief = labels().filter(pl.col("scenario") == "leaver_theft")["user"][0]
+    day = date(2024, 6, 3)
+    db = Database(str(tmp_path / "alerts.duckdb"))
+    alerts = alerts_for([(thief, day, 90)])
+    publish(db, alerts, findings_for(alerts), day, day, "r1")
+    config = config_for_logs(SAMPLE_LOGS)
+    sync_leavers(sample_store, db, config, date(2024, 6, 29))
+    counts = dict(zip(*list_leavers(db).select("user_id", "open_alerts"), strict=True))
+    assert counts[thief] == 1 and sum(counts.values()) == 1
+    set_status(db, alert_id(thief, day), "dismissed", datetime(2024, 6, 4))
+    sync_leavers(sample_store, db, config, date(2024, 6, 29))
+    assert dict(zip(*list_leavers(db).select("user_id", "open_alerts"), strict=True))[thief] == 0
+    db.close()
