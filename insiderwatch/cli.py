@@ -542,7 +542,7 @@ def lookback_command(
     notice_date: Annotated[str, typer.Option(help="day notice was given, YYYY-MM-DD")],
     last_day: Annotated[str | None, typer.Option(help="last working day, YYYY-MM-DD")] = None,
     months: Annotated[int, typer.Option(help="months before notice to review")] = 6,
-    out: Annotated[Path, typer.Option(help="folder for the weekly table")] = Path("lookbacks"),
+    out: Annotated[Path, typer.Option(help="folder for the report and tables")] = Path("lookbacks"),
     store: Store = Path("store"),
     config: ConfigFile = None,
 ) -> None:
@@ -550,7 +550,8 @@ def lookback_command(
     import polars as pl
 
     from insiderwatch.config import load_config
-    from insiderwatch.lookback import LookbackError, amount, run_lookback, validate_request
+    from insiderwatch.leavers import write_lookback
+    from insiderwatch.lookback import LookbackError, amount, validate_request
     from insiderwatch.store import EventStore
 
     events = EventStore(store)
@@ -563,15 +564,10 @@ def lookback_command(
             {"user": user, "notice_date": notice_date, "last_day": last_day, "months": months},
             pl.read_parquet(events.roster_path()),
         )
-        result = run_lookback(events, request, site)
+        folder, result = write_lookback(events, request, site, out)
     except (LookbackError, ConfigError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    folder = out / f"{request.user}_{request.notice_date.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    result.weekly.write_csv(folder / "weekly.csv")
-    result.weekly.write_parquet(folder / "weekly.parquet")
-    result.comparison.write_csv(folder / "comparison.csv")
     console.print(f"[bold]{request.user}[/bold], notice {request.notice_date}: {result.verdict}")
     table = Table("measure", "last 30 days", "last 60 days", "own earlier", "peers (30 days)",
                   title="daily means")  # fmt: skip

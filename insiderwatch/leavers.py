@@ -14,7 +14,8 @@ import polars as pl
 
 from insiderwatch.config import Config
 from insiderwatch.db import Database
-from insiderwatch.lookback import LookbackError, LookbackRequest, run_lookback
+from insiderwatch.lookback import Lookback, LookbackError, LookbackRequest, run_lookback
+from insiderwatch.lookback_report import render_lookback
 from insiderwatch.store import EventStore
 
 OPEN_STATUSES = ("new", "reviewing")
@@ -41,16 +42,28 @@ def _open_alerts(db: Database, user: str) -> int:
     return int(rows[0][0])
 
 
-def write_lookback(store: EventStore, request: LookbackRequest, config: Config) -> tuple[Path, str]:
-    """Run a lookback and write its tables under ``<store>/lookbacks/``; folder and verdict."""
+def write_lookback(
+    store: EventStore, request: LookbackRequest, config: Config, out: Path | None = None
+) -> tuple[Path, Lookback]:
+    """Run a lookback and write its report and tables to ``<out>/<user>_<notice_date>/``
+    (``out`` defaults to ``<store>/lookbacks``)."""
     result = run_lookback(store, request, config)
-    folder = store.root / "lookbacks" / f"{request.user}_{request.notice_date.isoformat()}"
+    base = out if out is not None else store.root / "lookbacks"
+    folder = base / f"{request.user}_{request.notice_date.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
     result.weekly.write_csv(folder / "weekly.csv")
     result.weekly.write_parquet(folder / "weekly.parquet")
     result.comparison.write_csv(folder / "comparison.csv")
     (folder / "verdict.txt").write_text(result.verdict + "\n", encoding="utf-8")
-    return folder, result.verdict
+    person = (
+        pl.read_parquet(store.roster_path())
+        .filter(pl.col("user") == request.user)
+        .select("user", "name", "department", "role")
+        .row(0, named=True)
+    )
+    page = render_lookback(result, person, store, config)
+    (folder / "report.html").write_text(page, encoding="utf-8")
+    return folder, result
 
 
 def sync_leavers(
@@ -74,8 +87,8 @@ def sync_leavers(
         if fresh:
             request = LookbackRequest(user, notice, person["last_day"], months)
             try:
-                folder, verdict = write_lookback(store, request, config)
-                status, folder_text = "done", str(folder)
+                folder, result = write_lookback(store, request, config)
+                status, verdict, folder_text = "done", result.verdict, str(folder)
             except LookbackError as exc:
                 status, verdict, folder_text = "failed", str(exc), None
         else:

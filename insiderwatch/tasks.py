@@ -157,8 +157,8 @@ def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str,
         _day(request["last_day"]) if request["last_day"] else None,
         request["months"],
     )
-    folder, verdict = write_lookback(EventStore(Path(store)), checked, config_for_logs(Path(logs)))
-    return {"folder": str(folder), "verdict": verdict}
+    folder, result = write_lookback(EventStore(Path(store)), checked, config_for_logs(Path(logs)))
+    return {"folder": str(folder), "verdict": result.verdict}
 
 
 def leavers_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any]:

@@ -134,6 +134,7 @@ def test_resignation_lookback_writes_the_report_for_a_valid_request(
     assert result["states"] == ["success"]
     folder = store / "lookbacks" / "u00101_2024-05-27"
     assert (folder / "weekly.parquet").exists() and (folder / "comparison.csv").exists()
+    assert "<svg" in (folder / "report.html").read_text(encoding="utf-8")
     assert (folder / "verdict.txt").read_text(encoding="utf-8").startswith("Stands out")
 
 

@@ -157,6 +157,7 @@ def test_cli_writes_the_weekly_table(sample_store, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Stands out" in result.output
     folder = tmp_path / f"{thief}_{request.notice_date.isoformat()}"
+    assert "<svg" in (folder / "report.html").read_text(encoding="utf-8")
     assert (
         pl.read_csv(folder / "weekly.csv").height
         == pl.read_parquet(folder / "weekly.parquet").height
@@ -238,3 +239,40 @@ def test_leavers_list_counts_open_alerts(sample_store, tmp_path: Path) -> None:
     sync_leavers(sample_store, db, config, date(2024, 6, 29))
     assert dict(zip(*list_leavers(db).select("user_id", "open_alerts"), strict=True))[thief] == 0
     db.close()
+
+
+HOSTILE_ROSTER = """\
+user,name,email,department,role,supervisor,hire_date,notice_date,last_day,priority,personal_emails
+u1,<script>alert('name')</script>,u1@corp.example,"R&D <b>",engineer,,2019-04-01,2024-04-20,,false,
+u2,佐藤 花子,u2@corp.example,"R&D <b>",engineer,,2019-04-01,,,false,
+"""
+
+
+def test_lookback_page_escapes_everything_it_renders(landing, tmp_path: Path) -> None:
+    from insiderwatch.config import load_config
+    from insiderwatch.leavers import write_lookback
+
+    hostile_path = "\\\\fs01\\rnd\\<img src=x onerror=alert(1)>.docx"
+    rows = [
+        f'2024-04-{d:02d} 10:00:00,u1,PC-1,download,"{hostile_path}",5000000,local,plm,'
+        for d in range(1, 20)
+    ]
+    logs = landing(
+        {"file_access/events.csv": "\n".join(
+            ["timestamp,user,host,action,path,bytes,destination,system,classification", *rows]
+        ) + "\n"},
+        roster=HOSTILE_ROSTER,
+    )  # fmt: skip
+    store = EventStore(tmp_path / "store")
+    config = load_config()
+    report = ingest(logs, store, config, as_of=date(2024, 4, 30))
+    assert not report.errors and sum(c.quarantined for c in report.counts) == 0
+    folder, _ = write_lookback(store, LookbackRequest("u1", date(2024, 4, 20)), config)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+
+    assert "<script>alert" not in page and "<img src=x" not in page and "R&D <b>" not in page
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;.docx" in page
+    assert "R&amp;D &lt;b&gt;" in page
+    assert page.count("<svg") == 2  # weekly charts and the heat map
+    assert 'id="verdict"' in page and 'id="weekly"' in page and 'id="top-events"' in page
