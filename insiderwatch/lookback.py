@@ -208,6 +208,12 @@ def _weekly(
         .with_columns([pl.col(n).fill_null(0) for n in [*names, "holiday_events"]])
         .with_columns(
             pl.col("active_days").fill_null(0),
+            mean_file_size=pl.when(pl.col("files_downloaded") + pl.col("files_copied") > 0)
+            .then(
+                (pl.col("downloaded_bytes") + pl.col("copied_bytes"))
+                / (pl.col("files_downloaded") + pl.col("files_copied"))
+            )
+            .otherwise(0.0),
             after_hours_share=pl.when(pl.col("events") > 0)
             .then(pl.col("after_hours_events") / pl.col("events"))
             .otherwise(0.0),

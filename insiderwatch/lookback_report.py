@@ -151,15 +151,19 @@ def render_lookback(result: Lookback, person: dict, store: EventStore, config: C
         }
         for row in result.comparison.iter_rows(named=True)
     ]
-    columns = [c for c in result.comparison["measure"].to_list()]
+    units |= {"mean_file_size": "bytes"}
+    columns = [*result.comparison["measure"].to_list(), "mean_file_size"]
     weekly = [
         {
             "week": row["week"],
             "phase": row["phase"],
             **{c: amount(float(row[c]), units[c]).removesuffix(".0") for c in columns},
+            "after_hours_share": f"{row['after_hours_share']:.0%}",
+            "holiday_share": f"{row['holiday_share']:.0%}",
         }
         for row in result.weekly.iter_rows(named=True)
     ]
+    columns += ["after_hours_share", "holiday_share"]
     recent = request.notice_date - timedelta(days=60)
     return environment.get_template("lookback.html.j2").render(
         request=request,

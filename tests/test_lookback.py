@@ -72,6 +72,8 @@ def test_a_thief_stands_out_week_by_week_and_by_channel(sample_store) -> None:
     assert stolen.height >= 2
     assert (stolen["files_downloaded"] >= 5 * usual).all(), (usual, stolen["files_downloaded"])
     assert (stolen["printed_pages"] > earlier["printed_pages"].max()).any()
+    assert (weekly["mean_file_size"] >= 0).all()
+    assert stolen["mean_file_size"].max() > earlier["mean_file_size"].max()
 
 
 def test_a_benign_leaver_has_nothing_standing_out(sample_store) -> None:
