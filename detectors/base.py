@@ -112,12 +112,22 @@ class Case(_Strict):
     events: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class MetaJa(_Strict):
+    """The Japanese texts of a detector, for reports in Japanese."""
+
+    title: str = Field(min_length=1)
+    runbook: list[str] = Field(min_length=1)
+    confirm: list[str] = Field(min_length=1)
+
+
 class Meta(_Strict):
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
     misses: str = Field(min_length=1)
     false_positives: list[str] = Field(min_length=1)
     runbook: list[str] = Field(min_length=1)
+    # What the person's supervisor confirms with them (METI item 16), in plain words.
+    confirm: list[str] = Field(min_length=1)
     severity: Severity
     status: Literal["stable", "experimental", "deprecated"]
     channel: str = Field(min_length=1)
@@ -126,6 +136,7 @@ class Meta(_Strict):
     meti: list[int] = Field(default_factory=list)
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     cases: list[Case] = Field(default_factory=list)
+    ja: MetaJa
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ def catalogue_markdown() -> str:
         )
         parts.append("**Runbook:**\n")
         parts.extend(f"{i}. {step}" for i, step in enumerate(m.runbook, 1))
+        parts.append("\n**The supervisor confirms with the person (METI 16):**\n")
+        parts.extend(f"- {question}" for question in m.confirm)
         if m.params:
             parts.append("\n| parameter | default | meaning |\n|---|---|---|")
             parts.extend(f"| {k} | {v.value} | {v.doc} |" for k, v in m.params.items())

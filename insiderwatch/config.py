@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -92,10 +92,42 @@ class ListsConfig(_Strict):
         return tuple(v.strip().lower() for v in value)
 
 
+class ReportConfig(_Strict):
+    language: Literal["en", "ja"]
+    supervisor_scope: Literal["direct", "chain"]
+    security_team: tuple[str, ...] = ()
+    sparkline_days: int = Field(ge=7, le=120)
+    trend_days: int = Field(ge=7, le=366)
+    evidence_rows: int = Field(ge=1, le=50)
+
+
+class SmtpConfig(_Strict):
+    enabled: bool
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"]
+    sender: str = Field(min_length=3)
+    username: str = ""
+    password_env: str = Field(min_length=1)
+    subject_prefix: str = ""
+    timeout_seconds: float = Field(gt=0)
+
+
+class InboundConfig(_Strict):
+    known_sender_days: int = Field(ge=0, le=730)
+    example_limit: int = Field(ge=0, le=100)
+    headhunting: tuple[str, ...] = ()
+    expert_network: tuple[str, ...] = ()
+    information_seeking: tuple[str, ...] = ()
+
+
 class Config(_Strict):
     site: SiteConfig
     quality: QualityConfig
     lists: ListsConfig
+    report: ReportConfig
+    smtp: SmtpConfig
+    inbound: InboundConfig
 
     @property
     def tz(self) -> ZoneInfo:

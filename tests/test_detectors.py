@@ -54,14 +54,23 @@ def test_metadata_check_lists_every_offender(tmp_path: Path) -> None:
     )
     (rules / "thin_rule.toml").write_text(
         'title = "t"\ndescription = "d"\nmisses = "m"\nfalse_positives = ["f"]\n'
+        'runbook = ["r"]\nconfirm = ["c"]\nseverity = "low"\nstatus = "stable"\n'
+        'channel = "files"\n[[cases]]\nname = "only a positive case"\nexpect = true\n'
+        '[ja]\ntitle = "t"\nrunbook = ["r"]\nconfirm = ["c"]\n'
+    )
+    # Complete but for the supervisor's questions and the Japanese texts.
+    (rules / "untranslated.py").write_text("def detect(e, p):\n    return None\n")
+    (rules / "untranslated.toml").write_text(
+        'title = "t"\ndescription = "d"\nmisses = "m"\nfalse_positives = ["f"]\n'
         'runbook = ["r"]\nseverity = "low"\nstatus = "stable"\nchannel = "files"\n'
-        '[[cases]]\nname = "only a positive case"\nexpect = true\n'
     )
     problems = metadata_problems(rules)
-    assert set(problems) == {"orphan_logic", "thin_rule"}
+    assert set(problems) == {"orphan_logic", "thin_rule", "untranslated"}
     assert problems["orphan_logic"] == ["no .toml beside the .py"]
     assert any("differ from Params" in p for p in problems["thin_rule"])
     assert "no negative case" in problems["thin_rule"]
+    assert "confirm: Field required" in problems["untranslated"][0]
+    assert "ja: Field required" in problems["untranslated"][0]
 
 
 def test_tuning_overrides_a_rule_parameter(tmp_path: Path) -> None:
