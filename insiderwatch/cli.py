@@ -500,16 +500,156 @@ def alerts_export(
     all_alerts: Annotated[
         bool, typer.Option("--all", help="include alerts held back by the daily budget")
     ] = False,
+    pseudonymise: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymise",
+            help="replace people by keyed pseudonyms (key from INSIDERWATCH_PSEUDONYM_KEY)",
+        ),
+    ] = False,
 ) -> None:
     """Write alerts to CSV (spreadsheet-safe) or Parquet."""
+    import polars as pl
+
     from insiderwatch.alerts import export_alerts, list_alerts
     from insiderwatch.db import Database
+    from insiderwatch.privacy import Identities, pseudonymise_frame
+    from insiderwatch.store import EventStore
 
+    key = _pseudonym_key() if pseudonymise else None
     database = Database(_db_url(db, store))
     frame = list_alerts(database, _day(start), _day(end), all_alerts)
     database.close()
+    if key is not None:
+        roster = pl.read_parquet(EventStore(store).roster_path())
+        frame = pseudonymise_frame(frame, Identities(roster), key)
     export_alerts(frame, out, format.value)
-    console.print(f"wrote {frame.height} alerts to {out}")
+    note = " (pseudonymised)" if key is not None else ""
+    console.print(f"wrote {frame.height} alerts to {out}{note}")
+
+
+def _pseudonym_key() -> bytes:
+    from insiderwatch.privacy import PrivacyError, pseudonym_key
+
+    try:
+        return pseudonym_key()
+    except PrivacyError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+class Language(StrEnum):
+    en = "en"
+    ja = "ja"
+
+
+def _site_config(logs: Path | None, config_file: Path | None):
+    from insiderwatch.config import load_config
+
+    try:
+        if logs is not None:
+            return config_for_logs(logs, config_file)
+        return load_config(config_file)
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+SiteLogs = Annotated[
+    Path | None,
+    typer.Option("--logs", help="landing folder whose insiderwatch.toml applies", file_okay=False),
+]
+
+
+@app.command("report")
+def report_command(
+    day: Annotated[datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="the day")],
+    store: Store = Path("store"),
+    db: DbUrl = None,
+    logs: SiteLogs = None,
+    config: ConfigFile = None,
+    language: Annotated[
+        Language | None, typer.Option(help="en or ja (default: report.language)")
+    ] = None,
+    pseudonymise: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymise",
+            help="write the security overview with keyed pseudonyms "
+            "(key from INSIDERWATCH_PSEUDONYM_KEY)",
+        ),
+    ] = False,
+    send: Annotated[bool, typer.Option("--send", help="mail the reports (smtp settings)")] = False,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="with --send: send even what was sent already")
+    ] = False,
+) -> None:
+    """Write the day's security report and one report per supervisor; on the last day of a
+    month or quarter also the inbound-approach digest. --send mails them."""
+    from insiderwatch.db import Database
+    from insiderwatch.delivery import DeliveryError, send_reports
+    from insiderwatch.digest import periods_ending, write_digest
+    from insiderwatch.reports import counts_line, write_daily_reports
+    from insiderwatch.store import EventStore
+
+    site = _site_config(logs, config)
+    key = _pseudonym_key() if pseudonymise else None
+    event_store = EventStore(store)
+    if not event_store.roster_path().exists():
+        console.print(f"[red]error:[/red] no roster in {store}; run ingest first")
+        raise typer.Exit(2)
+    database = Database(_db_url(db, store))
+    lang = language.value if language else None
+    try:
+        written = write_daily_reports(
+            event_store, database, day.date(), site, language=lang, pseudonymise_key=key
+        )
+        console.print(counts_line(written))
+        console.print(f"security report: {written.security}")
+        if written.unrouted:
+            console.print(
+                f"[yellow]no supervisor in the roster for: {', '.join(written.unrouted)}[/yellow]"
+            )
+        for period in periods_ending(day.date()):
+            console.print(f"digest: {write_digest(event_store, period, site, lang)}")
+        if send:
+            try:
+                deliveries = send_reports(written, site, database, resend=resend)
+            except DeliveryError as exc:
+                console.print(f"[red]not sent:[/red] {exc}")
+                raise typer.Exit(1) from exc
+            counted: dict[str, int] = {}
+            for d in deliveries:
+                counted[d.status] = counted.get(d.status, 0) + 1
+            console.print(
+                "mail: " + ", ".join(f"{n} {status}" for status, n in sorted(counted.items()))
+            )
+    finally:
+        database.close()
+
+
+@app.command("digest")
+def digest_command(
+    period: Annotated[str, typer.Argument(help="YYYY-MM (a month) or YYYY-Qn (a quarter)")],
+    store: Store = Path("store"),
+    logs: SiteLogs = None,
+    config: ConfigFile = None,
+    language: Annotated[
+        Language | None, typer.Option(help="en or ja (default: report.language)")
+    ] = None,
+) -> None:
+    """The inbound-approach digest (METI item 14) for a month or a quarter."""
+    from insiderwatch.digest import DigestError, parse_period, write_digest
+    from insiderwatch.store import EventStore
+
+    site = _site_config(logs, config)
+    try:
+        chosen = parse_period(period)
+    except DigestError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    target = write_digest(EventStore(store), chosen, site, language.value if language else None)
+    console.print(f"wrote {target} and {target.with_suffix('.csv').name}")
 
 
 @app.command("triage")

@@ -111,6 +111,7 @@ class SmtpConfig(_Strict):
     password_env: str = Field(min_length=1)
     subject_prefix: str = ""
     timeout_seconds: float = Field(gt=0)
+    send_nothing_today: bool = True
 
 
 class InboundConfig(_Strict):

@@ -83,6 +83,15 @@ SCHEMA = (
         open_alerts INTEGER NOT NULL,
         as_of DATE NOT NULL
     )""",
+    # Reports sent by mail, with a digest of the content, so a rerun sends nothing twice.
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        day DATE NOT NULL,
+        recipient TEXT NOT NULL,
+        report TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        sent_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (day, recipient, report)
+    )""",
     # Triage history; the latest row per alert is its status, and survives reruns.
     """CREATE TABLE IF NOT EXISTS triage (
         alert_id TEXT NOT NULL,
