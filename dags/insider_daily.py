@@ -1,7 +1,9 @@
 """insider_daily: yesterday's logs to ranked alerts, every morning at 06:00 Asia/Tokyo.
 
 ingest → quality gate → features → rules ∥ model → scoring → alerts → leavers list (starting
-the lookback of anyone newly on notice). Each task is one call
+the lookback of anyone newly on notice) → reports (security team, each supervisor; the inbound
+digest at month and quarter end) → send (by SMTP when the site config enables it). Each task is
+one call
 into ``insiderwatch.tasks`` and works on its own day: the local day before the run's logical
 date (logs of a day are complete once it is over). Paths come from the run's params, which
 default to the INSIDERWATCH_LOGS / INSIDERWATCH_STORE / INSIDERWATCH_DB environment variables.
@@ -86,8 +88,20 @@ def insider_daily():
 
         return leavers_day(params["logs"], params["store"], params["db"] or None, published["day"])
 
+    @task
+    def reports(listed: dict, params=None) -> dict:
+        from insiderwatch.tasks import reports_day
+
+        return reports_day(params["logs"], params["store"], params["db"] or None, listed["day"])
+
+    @task
+    def send(written: dict, params=None) -> dict:
+        from insiderwatch.tasks import send_day
+
+        return send_day(params["logs"], params["store"], params["db"] or None, written["folder"])
+
     built = features(quality_gate(ingest()))
-    leavers(alerts(scoring(rules(built), model(built))))
+    send(reports(leavers(alerts(scoring(rules(built), model(built))))))
 
 
 DAG = insider_daily()

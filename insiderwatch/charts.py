@@ -22,10 +22,12 @@ SEVERITY_COLOURS = {
 }
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    # Same chart, same bytes: fixed ids in the SVG and no creation date.
+    matplotlib.rcParams["svg.hashsalt"] = "insiderwatch"
     import matplotlib.pyplot as plt
 
     return plt
@@ -34,9 +36,9 @@ def _pyplot():
 def svg_of(fig) -> Markup:
     """The figure as an inline ``<svg>`` element (the XML prologue dropped)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return Markup(text[text.index("<svg") :])
 
 
@@ -79,7 +81,7 @@ def stacked_bars(
     height: float = 2.4,
 ) -> Markup:
     """Stacked daily bars, one colour per series, legend outside on the right."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(width, height))
     bottom = [0.0] * len(days)
     palette = plt.get_cmap("tab20")
@@ -97,7 +99,7 @@ def stacked_bars(
 
 
 def horizontal_bars(labels: Sequence[str], values: Sequence[float], xlabel: str = "") -> Markup:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 0.3 * max(len(labels), 2) + 0.6))
     ax.barh(list(labels)[::-1], list(values)[::-1], color="#5d6d7e")
     ax.set_xlabel(xlabel, fontsize=8)

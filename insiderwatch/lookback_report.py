@@ -4,13 +4,13 @@ the data is escaped by the template; the charts are SVG drawn here with fixed En
 
 from __future__ import annotations
 
-import io
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from insiderwatch.charts import pyplot, svg_of
 from insiderwatch.config import Config
 from insiderwatch.lookback import Lookback, amount
 from insiderwatch.store import EventStore
@@ -27,19 +27,8 @@ CHARTED = (
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
 def weekly_chart(weekly: pl.DataFrame, notice: date) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(CHARTED), 1, figsize=(9, 1.4 * len(CHARTED)), sharex=True)
     weeks = weekly["week"].to_list()
     for ax, (column, label) in zip(axes, CHARTED, strict=True):
@@ -50,18 +39,13 @@ def weekly_chart(weekly: pl.DataFrame, notice: date) -> str:
         ax.tick_params(labelsize=7)
         ax.axvline(notice, color="#c0392b", linestyle="--", linewidth=1)
     axes[-1].set_xlabel("week (red: notice and after)", fontsize=8)
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+    return svg_of(fig)
 
 
 def heatmap_chart(counts: pl.DataFrame) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     grid = np.zeros((7, 24))
     for row in counts.iter_rows(named=True):
         grid[row["weekday"] - 1, row["hour"]] = row["n"]
@@ -71,9 +55,7 @@ def heatmap_chart(counts: pl.DataFrame) -> str:
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)], fontsize=7)
     ax.set_xlabel("hour (site time)", fontsize=8)
     fig.colorbar(image, ax=ax, label="events")
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+    return svg_of(fig)
 
 
 def _event_files(store: EventStore, source: str, start: date, end: date) -> list[Path]:

@@ -175,3 +175,47 @@ def leavers_day(logs: str, store: str, db: str | None, day: str) -> dict[str, An
         "leavers": len(updates),
         "lookbacks_started": [u.user for u in updates if u.started_lookback],
     }
+
+
+def reports_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any]:
+    """Write the day's security and supervisor reports (and the inbound digest at the end
+    of a month or quarter)."""
+    from insiderwatch.digest import periods_ending, write_digest
+    from insiderwatch.reports import write_daily_reports
+
+    config = config_for_logs(Path(logs))
+    database = _db(store, db)
+    try:
+        written = write_daily_reports(EventStore(Path(store)), database, _day(day), config)
+    finally:
+        database.close()
+    digests = [
+        str(write_digest(EventStore(Path(store)), period, config))
+        for period in periods_ending(_day(day))
+    ]
+    return {
+        "day": day,
+        "folder": str(written.folder),
+        "alerts": written.alerts,
+        "supervisor_reports": len(written.supervisors),
+        "unrouted": written.unrouted,
+        "digests": digests,
+    }
+
+
+def send_day(logs: str, store: str, db: str | None, folder: str) -> dict[str, Any]:
+    """Mail the written reports when ``smtp.enabled``; otherwise say so and send nothing."""
+    from insiderwatch.delivery import load_reports, send_reports
+
+    config = config_for_logs(Path(logs))
+    if not config.smtp.enabled:
+        return {"sent": 0, "skipped": "smtp.enabled is false"}
+    database = _db(store, db)
+    try:
+        deliveries = send_reports(load_reports(Path(folder)), config, database)
+    finally:
+        database.close()
+    counted: dict[str, int] = {}
+    for delivery in deliveries:
+        counted[delivery.status] = counted.get(delivery.status, 0) + 1
+    return {"sent": counted.get("sent", 0) + counted.get("updated", 0), "by_status": counted}

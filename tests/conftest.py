@@ -124,7 +124,7 @@ def _pg_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -142,7 +142,7 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:  # initdb refuses to run as root
         shutil.chown(root, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     subprocess.run(
         [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
          "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
@@ -180,3 +180,26 @@ def alert_db_url(request, tmp_path: Path) -> str:
     if request.param == "duckdb":
         return str(tmp_path / "alerts.duckdb")
     return request.getfixturevalue("postgres_url")
+
+
+# The report tests read one store: the sample logs ingested in full (with run records), then
+# detected over two weeks of June with DuckDB and the leavers list synced.
+REPORT_START, REPORT_END = date(2024, 6, 10), date(2024, 6, 21)
+
+
+@pytest.fixture(scope="session")
+def reported_store(tmp_path_factory) -> Path:
+    """A store with alerts, findings, ingest counts and leavers (copy it before changing it)."""
+    from typer.testing import CliRunner
+
+    from insiderwatch.cli import app
+
+    root = tmp_path_factory.mktemp("reported") / "store"
+    runner = CliRunner()
+    common = ["--logs", str(SAMPLE_LOGS), "--store", str(root)]
+    done = runner.invoke(app, ["ingest", *common, "--as-of", "2024-06-29"])
+    assert done.exit_code == 0, done.output
+    window = ["--start", REPORT_START.isoformat(), "--end", REPORT_END.isoformat()]
+    done = runner.invoke(app, ["run", *common, *window])
+    assert done.exit_code == 0, done.output
+    return root

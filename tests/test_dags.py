@@ -120,6 +120,15 @@ def test_insider_daily_runs_end_to_end_like_the_cli(airflow_env, history, tmp_pa
     ref_db.close()
     assert from_dag.drop("status").equals(in_process.drop("status"))
 
+    # The reports task wrote the day's reports from those alerts; sending is off by default.
+    folder = store / "reports" / DAY.isoformat()
+    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    security = (folder / "security.html").read_text(encoding="utf-8")
+    budgeted = from_dag.filter(from_dag["budgeted"])["alert_id"].to_list()
+    assert index["alerts"] == len(budgeted) > 0
+    assert all(alert in security for alert in budgeted)
+    assert index["supervisors"] and all((folder / s["html"]).exists() for s in index["supervisors"])
+
 
 def test_resignation_lookback_writes_the_report_for_a_valid_request(
     airflow_env, history, tmp_path: Path
