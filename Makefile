@@ -29,6 +29,7 @@ bench: setup
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/daily.py
 	$(UV) run python benchmarks/lookback.py
+	$(UV) run python benchmarks/reports.py
 
 # Rebuild the committed sample (fixed seed); commit the result.
 samples: setup

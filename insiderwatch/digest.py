@@ -97,6 +97,11 @@ def _scan(store: EventStore, start: date, end: date) -> pl.LazyFrame | None:
     )
 
 
+def _first_mail_day(store: EventStore) -> date | None:
+    days = sorted((store.root / "events" / "mail").glob("date=*"))
+    return date.fromisoformat(days[0].name[5:]) if days else None
+
+
 def _first_match(text: pl.Expr, phrases: tuple[str, ...]) -> pl.Expr:
     if not phrases:
         return pl.lit(None, dtype=pl.String)
@@ -178,7 +183,12 @@ class Digest:
 
 def build_digest(store: EventStore, period: Period, config: Config) -> Digest:
     periods = [period]
-    while len(periods) < TREND_PERIODS[period.kind]:
+    first_day = _first_mail_day(store)
+    # The trend goes back as far as the store has mail (an empty month before the first
+    # day would read as "no approaches", not "no data"); the previous period always shows.
+    while len(periods) < TREND_PERIODS[period.kind] and (
+        len(periods) < 2 or (first_day is not None and periods[0].start > first_day)
+    ):
         periods.insert(0, periods[0].previous())
     start = periods[0].start
     roster = pl.read_parquet(store.roster_path())

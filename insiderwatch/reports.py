@@ -390,7 +390,7 @@ def _card(
         "runbook": [{"title": texts[d].title, "steps": list(texts[d].runbook)} for d in known],
         "confirm": list(dict.fromkeys(q for d in known for q in texts[d].confirm)),
         "evidence": rows,
-        "evidence_more": max(len(alert["evidence"]) - len(rows), 0),
+        "evidence_more": max(len(set(alert["evidence"])) - len(rows), 0),
         "spark": spark,
     }
 
