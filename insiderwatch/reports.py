@@ -35,6 +35,7 @@ from insiderwatch.db import Database
 from insiderwatch.leavers import list_leavers
 from insiderwatch.lookback import amount
 from insiderwatch.privacy import Identities, keep_only, pseudonymise_all, scrub_tree
+from insiderwatch.reasons import translate
 from insiderwatch.store import EventStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -385,7 +386,7 @@ def _card(
         "severity_label": words[f"sev_{alert['severity']}"],
         "status": alert["status"],
         "status_label": words.get(f"status_{alert['status']}", alert["status"]),
-        "reasons": list(alert["reasons"]),
+        "reasons": [translate(reason, language) for reason in alert["reasons"]],
         "detectors": [{"id": d, "title": texts[d].title} for d in known],
         "runbook": [{"title": texts[d].title, "steps": list(texts[d].runbook)} for d in known],
         "confirm": list(dict.fromkeys(q for d in known for q in texts[d].confirm)),

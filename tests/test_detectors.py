@@ -14,9 +14,11 @@ from detectors.base import TuningError, metadata_problems
 from detectors.settings import load_tuning
 from insiderwatch.casebook import run_case
 from insiderwatch.features import in_domains, matched_terms
+from insiderwatch.reasons import catalogue
 
 # Defaults only: the cases pin the shipped behaviour, not an analyst's local overrides.
 TUNING = load_tuning(None)
+JAPANESE = catalogue("ja")
 CASES = [(d, c) for d in TUNING.detectors for c in d.meta.cases]
 
 
@@ -36,6 +38,11 @@ def test_detector_case(detector, case) -> None:
         assert re.match(r"^[a-z_]+/events\.csv:\d+$", first["evidence"][0]), first["evidence"]
     if case.severity is not None:
         assert first["severity"] == case.severity
+    # Reports in Japanese know every wording a detector writes.
+    untranslated = [r for r in found["reason"] if JAPANESE.reason(r) is None]
+    assert not untranslated, (
+        f"add a pattern to insiderwatch/templates/reasons_ja.toml: {untranslated}"
+    )
 
 
 def test_every_detector_has_complete_metadata() -> None:

@@ -22,6 +22,7 @@ from insiderwatch.db import Database, default_url
 from insiderwatch.delivery import DeliveryError, send_reports
 from insiderwatch.digest import build_digest, parse_period, periods_ending, write_digest
 from insiderwatch.privacy import PrivacyError, pseudonym, pseudonym_key
+from insiderwatch.reasons import catalogue, translate
 from insiderwatch.reports import TEMPLATES, labels, teams, write_daily_reports
 from insiderwatch.store import EventStore
 from tests.conftest import REPORT_END, REPORT_START, SAMPLE_LOGS, free_port
@@ -329,6 +330,27 @@ def test_japanese_reports_use_japanese_texts(reported_store: Path, tmp_path: Pat
     assert load_meta(rule).ja.title in html and load_meta(rule).ja.runbook[0] in html
     report = next(r for r in written.supervisors if r.supervisor == alert["supervisor"])
     assert load_meta(rule).ja.confirm[0] in report.html.read_text(encoding="utf-8")
+    # The reasons are shown in Japanese, with their numbers.
+    page = text_of(written.security)
+    for reason in alert["reasons"]:
+        assert translate(reason, "ja") != reason and translate(reason, "ja") in page
+    assert "通常" in page and "同僚" in page
+
+
+def test_every_reason_in_the_store_has_a_japanese_wording(reported_store: Path) -> None:
+    db = Database(default_url(reported_store))
+    reasons = {r for (r,) in db.query("SELECT reason FROM findings")}
+    for (listed,) in db.query("SELECT reasons FROM alerts"):
+        reasons |= set(json.loads(listed))
+    db.close()
+    assert len(reasons) > 20
+    assert [r for r in reasons if catalogue("ja").reason(r) is None] == []
+    assert translate("priority person: knows a whole protected process", "en").startswith("prio")
+    driver = "unusual day for this person (model): removable bytes 1.2 GB (usual 0 B; peers 3 MB)"
+    assert translate(driver, "ja") == (
+        "本人として普段と異なる一日（モデル）：リムーバブルメディアへのバイト数 1.2 GB"
+        "（通常 0 B、同僚 3 MB）"
+    )
 
 
 def test_both_languages_have_every_label() -> None:
