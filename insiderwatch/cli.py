@@ -420,8 +420,27 @@ def demo_command(
     alerts."""
     ok = _run(logs, store, None, None, None, None, None, None)
     _show_alerts(_db_url(None, store), None, None, False, None, top, "top alerts")
+    _demo_reports(store, logs)
     console.print(f"event store and alert store: {store.resolve()}")
     raise typer.Exit(0 if ok else 1)
+
+
+def _demo_reports(store: Path, logs: Path) -> None:
+    """The reports of the latest day with alerts, so the demo ends with something to open."""
+    from insiderwatch.db import Database
+    from insiderwatch.reports import counts_line, write_daily_reports
+    from insiderwatch.store import EventStore
+
+    database = Database(_db_url(None, store))
+    try:
+        latest = database.query("SELECT MAX(alert_date) FROM alerts WHERE budgeted")[0][0]
+        if latest is None:
+            return
+        written = write_daily_reports(EventStore(store), database, latest, config_for_logs(logs))
+    finally:
+        database.close()
+    console.print(counts_line(written))
+    console.print(f"open the security report: {written.security.resolve()}")
 
 
 def _show_alerts(

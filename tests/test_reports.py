@@ -385,7 +385,9 @@ MAIL_COLUMNS = {
 }
 
 
-def mail_store(root: Path, mails: list[tuple]) -> EventStore:
+def mail_store(
+    root: Path, mails: list[tuple], departments: tuple[str, str] = ("研究開発部", "営業部")
+) -> EventStore:
     """A store with a three-person roster and the given mails: (day, direction, sender,
     recipient, subject, body, user)."""
     from datetime import datetime, time
@@ -397,7 +399,7 @@ def mail_store(root: Path, mails: list[tuple]) -> EventStore:
                 "user": ["a1", "b1", "b2"],
                 "name": ["青木 一郎", "馬場 二郎", "Beth Brown"],
                 "email": ["a1@corp.example", "b1@corp.example", "b2@corp.example"],
-                "department": ["研究開発部", "営業部", "営業部"],
+                "department": [departments[0], departments[1], departments[1]],
                 "personal_emails": [[], [], []],
             }
         )
@@ -589,3 +591,41 @@ def test_sending_refuses_when_off_or_without_the_password(store_copy: Path, smtp
     with pytest.raises(DeliveryError, match="INSIDERWATCH_SMTP_PASSWORD"):
         send_reports(written, CONFIG.model_copy(update={"smtp": smtp}), db, environ={})
     db.close()
+
+
+def test_reports_read_the_same_from_postgresql(
+    reported_store: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    """The shared-use database gives the same pages as the embedded one."""
+    source = Database(default_url(reported_store))
+    target = Database(postgres_url)
+    for table in ("runs", "ingest_counts", "alerts", "findings", "leavers"):
+        rows = source.query(f"SELECT * FROM {table}")
+        marks = ", ".join("?" for _ in rows[0])
+        target.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    source.close()
+    day = alert_days(reported_store)[-1]
+    embedded = render(reported_store, day, out=tmp_path / "duckdb")
+    shared = write_daily_reports(
+        EventStore(reported_store), target, day, CONFIG, out=tmp_path / "postgresql"
+    )
+    target.close()
+    assert shared.alerts == embedded.alerts > 0
+    for path in [embedded.security, *(r.html for r in embedded.supervisors)]:
+        twin = tmp_path / "postgresql" / path.relative_to(embedded.folder)
+        assert twin.read_bytes() == path.read_bytes(), path.name
+
+
+def test_digest_csv_keeps_a_formula_department_as_text(tmp_path: Path) -> None:
+    hostile = '=HYPERLINK("http://evil.example","dept")'
+    day = date(2024, 6, 3)
+    store = mail_store(
+        tmp_path / "store",
+        [(day, "inbound", "scout@bizreach.jp", "a1@corp.example", "<i>求人</i>", "", "a1")],
+        departments=(hostile, "営業部"),
+    )
+    page = write_digest(store, parse_period("2024-06"), load_config())
+    rows = list(csv.DictReader(page.with_suffix(".csv").open(encoding="utf-8")))
+    assert [r["department"] for r in rows] == ["'" + hostile]
+    html = page.read_text(encoding="utf-8")
+    assert "&lt;i&gt;求人&lt;/i&gt;" in html and "<i>" not in html
