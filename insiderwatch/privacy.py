@@ -91,21 +91,21 @@ class Identities:
         return "".join(out)
 
 
-def keep_only(allowed: set[str], placeholder: str) -> Callable[[frozenset[str]], str | None]:
-    """Keep mentions of the allowed people; anyone else becomes ``placeholder``."""
+def keep_only(allowed: set[str], stand_in: str) -> Callable[[frozenset[str]], str | None]:
+    """Keep mentions of the allowed people; anyone else becomes ``stand_in``."""
 
     def choose(users: frozenset[str]) -> str | None:
-        return None if users & allowed else placeholder
+        return None if users & allowed else stand_in
 
     return choose
 
 
-def pseudonymise_all(key: bytes, placeholder: str) -> Callable[[frozenset[str]], str | None]:
+def pseudonymise_all(key: bytes, stand_in: str) -> Callable[[frozenset[str]], str | None]:
     """Every mention becomes the person's pseudonym (a name shared by several people becomes
-    ``placeholder``, since it cannot say which of them is meant)."""
+    ``stand_in``, since it cannot say which of them is meant)."""
 
     def choose(users: frozenset[str]) -> str | None:
-        return pseudonym(next(iter(users)), key) if len(users) == 1 else placeholder
+        return pseudonym(next(iter(users)), key) if len(users) == 1 else stand_in
 
     return choose
 
@@ -125,11 +125,11 @@ def scrub_tree(value: Any, fix: Callable[[str], str]) -> Any:
 
 
 def pseudonymise_frame(
-    frame: pl.DataFrame, identities: Identities, key: bytes, placeholder: str = "[name]"
+    frame: pl.DataFrame, identities: Identities, key: bytes, stand_in: str = "[name]"
 ) -> pl.DataFrame:
     """An analyst export with every person replaced by their pseudonym: the user and
     supervisor columns by key, names dropped, and identities inside any text replaced."""
-    choose = pseudonymise_all(key, placeholder)
+    choose = pseudonymise_all(key, stand_in)
 
     def fix(text: str | None) -> str | None:
         return None if text is None else identities.replace(text, choose)

@@ -357,9 +357,9 @@ def test_both_languages_have_every_label() -> None:
     with (TEMPLATES / "labels.toml").open("rb") as fh:
         tables = tomllib.load(fh)
     assert set(tables["en"]) == set(tables["ja"])
-    placeholders = re.compile(r"\{(\w+)\}")
+    fields = re.compile(r"\{(\w+)\}")
     for key, text in tables["en"].items():
-        assert set(placeholders.findall(text)) == set(placeholders.findall(tables["ja"][key])), key
+        assert set(fields.findall(text)) == set(fields.findall(tables["ja"][key])), key
 
 
 # --- inbound digest ---------------------------------------------------------------------------
