@@ -13,7 +13,7 @@ roster's people on notice in the leavers list. Real detection on this synthetic 
 almost nothing, so the alerts are placed, not detected; rendering cost depends on how many
 there are, not on why.
 
-Timed: ``write_daily_reports`` for the day, then the same with pseudonyms. Prints wall time,
+Timed: ``write_daily_reports`` for the day, then the pseudonymised overview. Prints wall time,
 the number of reports and the peak resident memory.
 """
 
@@ -219,7 +219,7 @@ def main() -> None:
         f"({flagged} with people to talk to), {size / 1e6:.1f} MB"
     )
     print(f"wall time, security and supervisor reports: {plain:.1f} s (goal < 30 s)")
-    print(f"wall time, again with pseudonyms: {pseudonymised:.1f} s")
+    print(f"wall time, the pseudonymised security overview alone: {pseudonymised:.1f} s")
     print(f"peak memory (RSS): {_peak_mb():,.0f} MB")
 
 

@@ -604,7 +604,8 @@ def report_command(
     ] = False,
 ) -> None:
     """Write the day's security report and one report per supervisor; on the last day of a
-    month or quarter also the inbound-approach digest. --send mails them."""
+    month or quarter also the inbound-approach digest. --send mails them. --pseudonymise
+    writes only the security overview, with keyed pseudonyms."""
     from insiderwatch.db import Database
     from insiderwatch.delivery import DeliveryError, send_reports
     from insiderwatch.digest import periods_ending, write_digest
@@ -612,6 +613,9 @@ def report_command(
     from insiderwatch.store import EventStore
 
     site = _site_config(logs, config)
+    if pseudonymise and send:
+        console.print("[red]error:[/red] --send mails the named reports; drop --pseudonymise")
+        raise typer.Exit(2)
     key = _pseudonym_key() if pseudonymise else None
     event_store = EventStore(store)
     if not event_store.roster_path().exists():

@@ -539,7 +539,11 @@ def supervisor_context(data: DailyData, people: list[str]) -> dict[str, Any]:
         "team_size": len(people),
         "spark_days": data.spark_days,
         "cards": [
-            {k: v for k, v in c.items() if k not in ("runbook", "supervisor", "status_label")}
+            {
+                k: v
+                for k, v in c.items()
+                if k not in ("runbook", "supervisor", "supervisor_name", "status_label")
+            }
             for c in cards
         ],
         "leavers": [
@@ -571,7 +575,7 @@ class DailyReports:
     supervisors: list[SupervisorReport]
     alerts: int
     unrouted: list[str]
-    manifest: Path
+    manifest: Path | None  # None for the pseudonymised overview alone
     language: str
 
 
@@ -589,14 +593,13 @@ def write_daily_reports(
     pseudonymise_key: bytes | None = None,
     out: Path | None = None,
 ) -> DailyReports:
-    """Render the security report and every supervisor's report for ``day``. A rerun
-    replaces the day's folder contents."""
+    """Render the security report and every supervisor's report for ``day``; a rerun
+    replaces them. With ``pseudonymise_key`` only the pseudonymised security overview is
+    written (``security-pseudonymised.html``), and the named reports are left as they are."""
     data = load_daily(store, db, day, config, language)
     env = environment()
     folder = out or report_folder(store, day)
-    (folder / "supervisors").mkdir(parents=True, exist_ok=True)
-    for stale in (folder / "supervisors").glob("*"):
-        stale.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
     team_of = teams(data.roster, config.report.supervisor_scope)
     flagged_users = {c["user"] for c in data.cards}
     routed = flagged_users & {person for people in team_of.values() for person in people}
@@ -609,6 +612,13 @@ def write_daily_reports(
         ),
         encoding="utf-8",
     )
+    if pseudonymise_key is not None:
+        return DailyReports(
+            day, folder, security, [], len(data.cards), unrouted, None, data.language
+        )
+    (folder / "supervisors").mkdir(exist_ok=True)
+    for stale in (folder / "supervisors").glob("*"):
+        stale.unlink()
     written = []
     html_template = env.get_template("supervisor.html.j2")
     text_template = env.get_template("supervisor.txt.j2")

@@ -286,6 +286,7 @@ def test_pseudonymised_overview_and_export_name_nobody(
     roster = pl.read_parquet(EventStore(reported_store).roster_path())
     written = render(reported_store, day, out=tmp_path / "p", pseudonymise_key=KEY)
     assert written.security.name == "security-pseudonymised.html"
+    assert written.supervisors == [] and not (tmp_path / "p" / "supervisors").exists()
     page = unescape(written.security.read_text(encoding="utf-8"))
     assert not outsiders_found(page, roster, set())
     alerts = list_alerts(Database(default_url(reported_store)), day, day)
