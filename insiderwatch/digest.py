@@ -15,7 +15,6 @@ Mail bodies are scanned, never copied: only the matched phrase leaves this modul
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -25,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from insiderwatch import charts
+from insiderwatch.alerts import spreadsheet_safe
 from insiderwatch.config import Config
 from insiderwatch.privacy import Identities
 from insiderwatch.store import EventStore
@@ -221,29 +221,23 @@ def build_digest(store: EventStore, period: Period, config: Config) -> Digest:
         )
         .filter(pl.col("period").is_not_null())
     )
-    previous = periods[-2].label if len(periods) > 1 else None
+    # The trend always holds the previous period (see above), so it is periods[-2].
+    previous = periods[-2].label
     per = found.group_by("department", "category", "period").len()
-    departments = sorted(set(found["department"].to_list()))
-    rows = []
-    for department in departments:
-        for category in CATEGORIES:
-            pick = per.filter(
-                (pl.col("department") == department) & (pl.col("category") == category)
-            )
-            this = int(pick.filter(pl.col("period") == period.label)["len"].sum())
-            before = int(pick.filter(pl.col("period") == previous)["len"].sum()) if previous else 0
-            if this or before:
-                rows.append((department, category, this, before, this - before))
-    counts = pl.DataFrame(
-        rows,
-        schema={
-            "department": pl.String,
-            "category": pl.String,
-            "this": pl.Int64,
-            "previous": pl.Int64,
-            "change": pl.Int64,
-        },
-        orient="row",
+    keys = ["department", "category"]
+    counts = (
+        per.filter(pl.col("period") == period.label)
+        .select(*keys, this=pl.col("len").cast(pl.Int64))
+        .join(
+            per.filter(pl.col("period") == previous).select(
+                *keys, previous=pl.col("len").cast(pl.Int64)
+            ),
+            on=keys,
+            how="full",
+            coalesce=True,
+        )
+        .with_columns(pl.col("this", "previous").fill_null(0))
+        .with_columns(change=pl.col("this") - pl.col("previous"))
     )
     trend = (
         pl.DataFrame({"period": list(label)})
@@ -272,7 +266,7 @@ def build_digest(store: EventStore, period: Period, config: Config) -> Digest:
         trend_by_department=by_department,
         examples=examples,
         total=current.height,
-        previous_total=found.filter(pl.col("period") == previous).height if previous else 0,
+        previous_total=found.filter(pl.col("period") == previous).height,
     )
 
 
@@ -345,23 +339,14 @@ def write_digest(
     return target
 
 
-def _spreadsheet_safe(value: object) -> object:
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _write_counts_csv(digest: Digest, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["period", "department", "category", "count", "previous", "change"])
-        for row in digest.counts.iter_rows(named=True):
-            writer.writerow(
-                [
-                    digest.period.label,
-                    _spreadsheet_safe(row["department"]),
-                    row["category"],
-                    row["this"],
-                    row["previous"],
-                    row["change"],
-                ]
-            )
+    """The counts for spreadsheets: a department name a spreadsheet would run as a formula is
+    prefixed with a quote."""
+    digest.counts.select(
+        pl.lit(digest.period.label).alias("period"),
+        spreadsheet_safe(pl.col("department")).alias("department"),
+        "category",
+        pl.col("this").alias("count"),
+        "previous",
+        "change",
+    ).write_csv(path)
