@@ -66,7 +66,7 @@ class Catalogue:
             if name in pattern.split:
                 separator = pattern.split[name]
                 joined = self.separators.get(separator, separator)
-                values[name] = joined.join(self._field(v) for v in value.split(separator))
+                values[name] = joined.join(self._field(v) for v in _split(value, separator))
             elif name == "feature":
                 values[name] = self.features.get(value.replace(" ", "_"), value)
             else:
@@ -79,6 +79,28 @@ class Catalogue:
             if found:
                 return self._fill(pattern, found)
         return self.words.get(value, value)
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside parentheses.
+
+    >>> _split("a 1 (usual 0; peers 0); b 2 (usual 1; peers 1)", "; ")
+    ['a 1 (usual 0; peers 0)', 'b 2 (usual 1; peers 1)']
+    """
+    items, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        if text[i] in "(（":
+            depth += 1
+        elif text[i] in ")）":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and text.startswith(separator, i):
+            items.append(text[start:i])
+            i += len(separator)
+            start = i
+            continue
+        i += 1
+    items.append(text[start:])
+    return items
 
 
 def _patterns(entries: list[dict]) -> tuple[_Pattern, ...]:

@@ -346,11 +346,17 @@ def test_every_reason_in_the_store_has_a_japanese_wording(reported_store: Path) 
     db.close()
     assert len(reasons) > 20
     assert [r for r in reasons if catalogue("ja").reason(r) is None] == []
+    # Nested phrases are translated too (the model's drivers, usual and peer values).
+    english = re.compile(r"\b(usual|peers|files|events|connects|unusual)\b")
+    assert [r for r in reasons if english.search(translate(r, "ja"))] == []
     assert translate("priority person: knows a whole protected process", "en").startswith("prio")
-    driver = "unusual day for this person (model): removable bytes 1.2 GB (usual 0 B; peers 3 MB)"
-    assert translate(driver, "ja") == (
+    drivers = (
+        "unusual day for this person (model): removable bytes 1.2 GB (usual 0 B; peers 3 MB); "
+        "usb connects 1 (usual 0; peers 0)"
+    )
+    assert translate(drivers, "ja") == (
         "本人として普段と異なる一日（モデル）：リムーバブルメディアへのバイト数 1.2 GB"
-        "（通常 0 B、同僚 3 MB）"
+        "（通常 0 B、同僚 3 MB）；USB接続数 1（通常 0、同僚 0）"
     )
 
 
