@@ -100,12 +100,32 @@ def environment() -> Environment:
 # --- what the reports are made of -------------------------------------------------------------
 
 
-def teams(roster: pl.DataFrame, scope: str) -> dict[str, list[str]]:
-    """Each supervisor's people: direct reports, or with ``chain`` everyone below them."""
+def teams(roster: pl.DataFrame, scope: str, day: date | None = None) -> dict[str, list[str]]:
+    """Each supervisor's people: direct reports, or with ``chain`` everyone below them.
+
+    A supervisor who has left by ``day`` (their last day is before it) gets no report; their
+    people go to the nearest supervisor above them who is still there.
+    """
+    boss_of = {u: b for u, b in roster.select("user", "supervisor").iter_rows() if b and b != u}
+    gone = set()
+    if day is not None and "last_day" in roster.columns:
+        gone = set(roster.filter(pl.col("last_day") < day)["user"].to_list())
+
     known = set(roster["user"].to_list())
+
+    def reporting_line(user: str) -> str | None:
+        boss, seen = boss_of.get(user), {user}
+        while boss in gone:
+            if boss in seen:  # a loop of departed supervisors
+                return None
+            seen.add(boss)
+            boss = boss_of.get(boss)
+        return boss if boss in known else None
+
     direct: dict[str, list[str]] = {}
-    for user, boss in roster.select("user", "supervisor").iter_rows():
-        if boss and boss in known and boss != user:
+    for user in roster["user"].to_list():
+        boss = reporting_line(user)
+        if boss is not None and boss != user:
             direct.setdefault(boss, []).append(user)
     if scope == "direct":
         return {boss: sorted(people) for boss, people in direct.items()}
@@ -600,7 +620,7 @@ def write_daily_reports(
     env = environment()
     folder = out or report_folder(store, day)
     folder.mkdir(parents=True, exist_ok=True)
-    team_of = teams(data.roster, config.report.supervisor_scope)
+    team_of = teams(data.roster, config.report.supervisor_scope, day)
     flagged_users = {c["user"] for c in data.cards}
     routed = flagged_users & {person for people in team_of.values() for person in people}
     unrouted = sorted(flagged_users - routed)

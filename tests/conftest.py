@@ -182,24 +182,36 @@ def alert_db_url(request, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-# The report tests read one store: the sample logs ingested in full (with run records), then
-# detected over two weeks of June with DuckDB and the leavers list synced.
+# The sample logs ingested in full once per session (through the CLI, so the run records are
+# there too); tests that change a store copy it first.
 REPORT_START, REPORT_END = date(2024, 6, 10), date(2024, 6, 21)
 
 
 @pytest.fixture(scope="session")
-def reported_store(tmp_path_factory) -> Path:
-    """A store with alerts, findings, ingest counts and leavers (copy it before changing it)."""
+def ingested_sample(tmp_path_factory) -> Path:
+    from typer.testing import CliRunner
+
+    from insiderwatch.cli import app
+
+    root = tmp_path_factory.mktemp("ingested") / "store"
+    args = ["ingest", "--logs", str(SAMPLE_LOGS), "--store", str(root), "--as-of", "2024-06-29"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    return root
+
+
+@pytest.fixture(scope="session")
+def reported_store(ingested_sample: Path, tmp_path_factory) -> Path:
+    """The ingested sample, detected over two weeks of June with DuckDB and the leavers list
+    synced: alerts, findings, ingest counts and leavers (copy it before changing it)."""
     from typer.testing import CliRunner
 
     from insiderwatch.cli import app
 
     root = tmp_path_factory.mktemp("reported") / "store"
-    runner = CliRunner()
-    common = ["--logs", str(SAMPLE_LOGS), "--store", str(root)]
-    done = runner.invoke(app, ["ingest", *common, "--as-of", "2024-06-29"])
-    assert done.exit_code == 0, done.output
+    shutil.copytree(ingested_sample, root)
     window = ["--start", REPORT_START.isoformat(), "--end", REPORT_END.isoformat()]
-    done = runner.invoke(app, ["run", *common, *window])
+    args = ["run", "--logs", str(SAMPLE_LOGS), "--store", str(root), *window]
+    done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     return root

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -29,11 +30,11 @@ SAMPLE_LOGS = REPO / "sample_logs"
 
 
 @pytest.fixture(scope="module")
-def sample_store(tmp_path_factory) -> EventStore:
-    store = EventStore(tmp_path_factory.mktemp("lookback") / "store")
-    report = ingest(SAMPLE_LOGS, store, config_for_logs(SAMPLE_LOGS), as_of=date(2024, 6, 29))
-    assert not report.errors
-    return store
+def sample_store(ingested_sample: Path, tmp_path_factory) -> EventStore:
+    root = tmp_path_factory.mktemp("lookback") / "store"
+    shutil.copytree(ingested_sample, root)
+    (root / "alerts.duckdb").unlink()  # only the events; each test brings its own database
+    return EventStore(root)
 
 
 def leavers(store: EventStore) -> pl.DataFrame:

@@ -144,15 +144,15 @@ def test_every_supervisor_report_holds_only_that_supervisors_people(
         update={"report": CONFIG.report.model_copy(update={"supervisor_scope": scope})}
     )
     roster = pl.read_parquet(EventStore(reported_store).roster_path())
-    team_of = teams(roster, scope)
-    assert len(team_of) >= 20
+    team_of = {day: teams(roster, scope, day) for day in alert_days(reported_store)}
+    assert all(len(day_teams) >= 20 for day_teams in team_of.values())
     checked = flagged = 0
     for day in alert_days(reported_store):
         written = render(reported_store, day, config, out=tmp_path / day.isoformat())
         alerts = list_alerts(Database(default_url(reported_store)), day, day)
-        assert {r.supervisor for r in written.supervisors} == set(team_of)
+        assert {r.supervisor for r in written.supervisors} == set(team_of[day])
         for report in written.supervisors:
-            people = set(team_of[report.supervisor])
+            people = set(team_of[day][report.supervisor])
             for path in (report.html, report.text):
                 page = unescape(path.read_text(encoding="utf-8"))
                 leaks = outsiders_found(page, roster, people)
@@ -190,7 +190,7 @@ def test_a_mention_of_someone_outside_the_team_is_replaced_in_the_supervisors_re
     roster = pl.read_parquet(EventStore(store_copy).roster_path())
     db = Database(default_url(store_copy))
     alert = list_alerts(db, day, day).row(0, named=True)
-    team = set(teams(roster, "direct")[alert["supervisor"]])
+    team = set(teams(roster, "direct", day)[alert["supervisor"]])
     outsider = roster.filter(
         ~pl.col("user").is_in([*team, alert["supervisor"]])
         & pl.col("personal_emails").list.len().gt(0)
@@ -556,7 +556,7 @@ def test_reports_are_mailed_to_each_supervisor_and_the_security_team_once(
         tuple(to): message_from_bytes(raw, policy=policy.default) for _, to, raw in sink.messages
     }
     alerts = list_alerts(db, day, day)
-    team_of = teams(roster, "direct")
+    team_of = teams(roster, "direct", day)
     for report in written.supervisors:
         message = by_recipient[(email_of[report.supervisor],)]
         assert message["From"] == "iw@corp.example"
@@ -636,3 +636,28 @@ def test_digest_csv_keeps_a_formula_department_as_text(tmp_path: Path) -> None:
     assert [r["department"] for r in rows] == ["'" + hostile]
     html = page.read_text(encoding="utf-8")
     assert "&lt;i&gt;求人&lt;/i&gt;" in html and "<i>" not in html
+
+
+def test_people_of_a_departed_supervisor_go_to_the_next_one_up(store_copy: Path) -> None:
+    day = alert_days(store_copy)[0]
+    store = EventStore(store_copy)
+    roster = pl.read_parquet(store.roster_path())
+    alert = list_alerts(Database(default_url(store_copy)), day, day).row(0, named=True)
+    left, above = (
+        alert["supervisor"],
+        roster.filter(pl.col("user") == alert["supervisor"])["supervisor"].item(),
+    )
+    assert above, "the sample's flagged person has a second-line supervisor"
+    gone = roster.with_columns(
+        last_day=pl.when(pl.col("user") == left)
+        .then(pl.lit(day - timedelta(days=3)))
+        .otherwise(pl.col("last_day"))
+    )
+    store.write_roster(gone)
+    written = render(store_copy, day)
+    assert left not in {r.supervisor for r in written.supervisors}
+    report = next(r for r in written.supervisors if r.supervisor == above)
+    assert alert["alert_id"] in report.html.read_text(encoding="utf-8")
+    team = set(teams(gone, "direct", day)[above])
+    assert alert["user_id"] in team and left in team
+    assert not outsiders_found(unescape(report.html.read_text(encoding="utf-8")), gone, team)
