@@ -162,11 +162,17 @@ MODEL_SCHEMA = {
 }
 
 
-def run_model(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
+def run_model(
+    assembled: Assembled,
+    tuning: Tuning,
+    forests: dict[date, DeviationForest | None] | None = None,
+) -> pl.DataFrame:
     """Isolation-forest scores per scored user-day, with the features that drove high scores.
 
     A day's model is fitted on the ``train_days`` before the day it was last retrained on
-    (at most ``retrain_every_days - 1`` days earlier); the scored day is never in it."""
+    (at most ``retrain_every_days - 1`` days earlier); the scored day is never in it.
+    ``forests`` keeps the fitted models by retraining day across calls with the same
+    evidence and fitting settings (a notebook sweeping the cut-off refits nothing)."""
     m = tuning.model
     frame = assembled.frame
     if frame.height == 0:
@@ -174,7 +180,7 @@ def run_model(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
     # Only days with a baseline to deviate from can train or be scored.
     usable = frame.filter(pl.col("peer_days").is_not_null() | (pl.col("history_days") > 0))
     out = []
-    forests: dict[date, DeviationForest | None] = {}
+    forests = {} if forests is None else forests
     for day in days_between(assembled.start, assembled.end):
         today = usable.filter(pl.col("local_date") == day)
         # Retrained every ``retrain_every_days`` on a calendar grid, so a day's model is the same
