@@ -19,8 +19,10 @@ frames of user-day features with past-only baselines, and the annotated events) 
 `rules/<id>.toml` holds its metadata, its parameters (each with a doc line) and its own test
 cases, which `tests/test_detectors.py` runs through the real pipeline. The isolation-forest
 model is `models/isolation_forest.py`. Analysts override any parameter or setting in
-[`tuning.toml`](tuning.toml) (`[rules.<id>]`, `[baseline]`, `[model]`, `[scoring]`); an unknown
-key or a wrong type fails at load, naming the key.
+[`tuning.toml`](tuning.toml) (`[rules.<id>]`, `[baseline]`, `[model]`, `[scoring]`, and
+`[lists]`, which replaces the site config's reference lists of the same name); an unknown key
+or a wrong type fails at load, naming the key. The notebooks in `notebooks/` sweep and backtest
+any of these through `insiderwatch.analyst` before a change is written here.
 
 A day's findings and the model's score become one 0–100 risk: the strongest finding's points by
 severity, a few points for each further detector, the model's points, and boosters (leaver,

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from insiderwatch.config import Config
 
 from detectors.base import (
     PIPELINE_PATH,
@@ -64,6 +67,15 @@ class Tuning:
     scoring: ScoringSettings
     detectors: tuple[Detector, ...]
     source: str
+    # Reference lists that replace the site config's (``[lists]`` in tuning.toml).
+    lists: Mapping[str, Any] = field(default_factory=dict)
+
+    def site(self, config: Config) -> Config:
+        """``config`` with the analysts' lists in place of the site's."""
+        if not self.lists:
+            return config
+        merged = config.lists.model_dump() | dict(self.lists)
+        return config.model_copy(update={"lists": type(config.lists).model_validate(merged)})
 
     def detector(self, detector_id: str) -> Detector:
         return next(d for d in self.detectors if d.id == detector_id)
@@ -87,7 +99,7 @@ def load_tuning(
     chosen = read_toml(path) if path is not None and path.exists() else {}
     chosen = _merge(chosen, overrides or {})
     origin = str(path) if path is not None else "overrides"
-    unknown = sorted(set(chosen) - set(SECTIONS) - {"rules"})
+    unknown = sorted(set(chosen) - set(SECTIONS) - {"rules", "lists"})
     if unknown:
         raise TuningError(f"{origin}: unknown section(s): {', '.join(unknown)}")
     built: dict[str, Any] = {}
@@ -116,4 +128,23 @@ def load_tuning(
         detectors = load_detectors(chosen.get("rules", {}))
     except TuningError as exc:
         raise TuningError(f"{origin}: {exc}") from exc
-    return Tuning(built["baseline"], built["model"], scoring, tuple(detectors), origin)
+    lists = _check_lists(chosen.get("lists", {}), origin)
+    return Tuning(built["baseline"], built["model"], scoring, tuple(detectors), origin, lists)
+
+
+def _check_lists(lists: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """``[lists]`` replaces the site config's reference lists of the same name (keywords,
+    code names, domains…); checked against the site config's own types."""
+    from insiderwatch.config import ListsConfig
+
+    extra = sorted(set(lists) - set(ListsConfig.model_fields))
+    if extra:
+        raise TuningError(f"{origin}: unknown list(s): {', '.join('lists.' + k for k in extra)}")
+    try:
+        ListsConfig.model_validate(dict(lists))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"lists.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise TuningError(f"{origin}: {problems}") from exc
+    return dict(lists)

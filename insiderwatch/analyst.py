@@ -39,7 +39,7 @@ from insiderwatch.detect import (
     run_model,
 )
 from insiderwatch.evaluate import Scores, evaluate, read_labels
-from insiderwatch.features import ensure_features
+from insiderwatch.pipeline import features_stage
 from insiderwatch.scoring import score
 from insiderwatch.store import EventStore
 from schemas.features import MODEL_FEATURES
@@ -150,8 +150,16 @@ class Period:
         return pl.read_parquet(self.store.roster_path())
 
     def tuning(self, overrides: Mapping[str, Any] | None = None) -> Tuning:
-        """The analysts' file with ``overrides`` on top; a typo fails naming the key."""
-        return load_tuning(self.tuning_path, nested(overrides))
+        """The analysts' file with ``overrides`` on top; a typo fails naming the key. Lists
+        are not overridden here: they change the stored features, so they go into the
+        tuning file and the period is loaded again."""
+        changes = nested(overrides)
+        if "lists" in changes:
+            raise TuningError(
+                "lists change the stored features: write them with write_tuning() and "
+                "load the period again"
+            )
+        return load_tuning(self.tuning_path, changes)
 
     def evidence(self, tuning: Tuning) -> Assembled:
         key = _key(tuning.baseline.model_dump()) + _key(tuning.model.train_days)
@@ -218,7 +226,7 @@ def load_period(
         report = ingest(logs, event_store, config, end, first, end, QualityGate())
         if report.errors:
             raise ValueError(f"ingest of {logs} failed: {report.errors[0]}")
-    ensure_features(event_store, days_between(first, end), config)
+    features_stage(event_store, start, end, config, tuning)
     return Period(
         event_store,
         config,

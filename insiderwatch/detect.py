@@ -99,6 +99,7 @@ def with_roster(frame: pl.LazyFrame, roster: pl.LazyFrame) -> pl.LazyFrame:
 def assemble(
     store: EventStore, start: date, end: date, config: Config, tuning: Tuning
 ) -> Assembled:
+    config = tuning.site(config)
     b = tuning.baseline
     frame = evidence_frame(
         store,

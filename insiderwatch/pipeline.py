@@ -36,7 +36,7 @@ def features_stage(
 ) -> list[date]:
     """Features for the range, and for the baseline and training days before it when missing."""
     first = start - timedelta(days=history_days(tuning))
-    return ensure_features(store, days_between(first, end), config)
+    return ensure_features(store, days_between(first, end), tuning.site(config))
 
 
 def _write_days(

@@ -163,3 +163,41 @@ def test_nested_keys_and_dotted_keys_are_the_same_change() -> None:
     assert analyst.nested({"rules.mass_printing.min_pages": 1}) == analyst.nested(
         {"rules": {"mass_printing": {"min_pages": 1}}}
     )
+
+
+def test_lists_in_tuning_replace_the_sites_and_rebuild_the_features(
+    store: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    tuning = tmp_path / "tuning.toml"
+    shutil.copy(TUNING_PATH, tuning)
+    days = (date(2024, 6, 17), date(2024, 6, 21))
+    shipped = analyst.load_period(*days, store=copy, tuning_path=tuning)
+    named = analyst.run_detector(shipped, "technical_content_outbound")
+    assert named.height > 0
+    with pytest.raises(TuningError, match="lists change the stored features"):
+        analyst.run_pipeline(shipped, {"lists.code_names": []})
+
+    analyst.write_tuning({"lists": {"code_names": [], "technical_keywords": []}}, tuning)
+    silenced = analyst.load_period(*days, store=copy, tuning_path=tuning)
+    assert analyst.run_detector(silenced, "technical_content_outbound").height == 0
+    # The features were rebuilt with the analysts' lists: no technical mails are counted.
+    frame = silenced.evidence(silenced.tuning()).frame
+    assert frame.filter(pl.col("local_date").is_between(*days))["technical_mails"].sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("lists", "named"),
+    [
+        ('[lists]\ncode_namez = ["X"]\n', "lists.code_namez"),
+        ("[lists]\ntechnical_keywords = 3\n", "lists.technical_keywords"),
+    ],
+)
+def test_a_bad_list_in_tuning_fails_naming_it(lists: str, named: str, tmp_path: Path) -> None:
+    from detectors.settings import load_tuning
+
+    tuning = tmp_path / "tuning.toml"
+    tuning.write_text(lists, encoding="utf-8")
+    with pytest.raises(TuningError, match=named.replace(".", r"\.")):
+        load_tuning(tuning)
