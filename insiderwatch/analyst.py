@@ -280,6 +280,7 @@ class Backtest:
             "alerts_per_day": round(float(counts.mean() or 0.0), 2),
             "max_per_day": int(counts.max() or 0),
             "supervisors": self.per_supervisor.height,
+            "alerts_per_supervisor": round(float(self.per_supervisor["alerts"].mean() or 0.0), 2),
             "max_per_supervisor": int(self.per_supervisor["alerts"].max() or 0),
         }
         if self.scores:

@@ -61,9 +61,20 @@ def test_only_evaluate_reads_labels() -> None:
         text = path.read_text(encoding="utf-8")
         if re.search(r"labels\.csv|read_labels", text):
             readers.append(path.relative_to(REPO).as_posix())
-    # samples writes the key, evaluate reads it, the CLI's evaluate command passes the path.
-    assert readers == ["insiderwatch/cli.py", "insiderwatch/evaluate.py", "insiderwatch/samples.py"]
+    # samples writes the key, evaluate reads it, the CLI's evaluate command and the analysts'
+    # backtest pass it to evaluate.
+    assert readers == [
+        "insiderwatch/analyst.py",
+        "insiderwatch/cli.py",
+        "insiderwatch/evaluate.py",
+        "insiderwatch/samples.py",
+    ]
     cli = (REPO / "insiderwatch" / "cli.py").read_text(encoding="utf-8")
     uses = [m.start() for m in re.finditer(r"read_labels\(", cli)]
     evaluate_def = cli.index("def evaluate_command")
     assert uses and all(u > evaluate_def for u in uses)
+    analyst = (REPO / "insiderwatch" / "analyst.py").read_text(encoding="utf-8")
+    backtest = analyst[analyst.index("def backtest(") : analyst.index("def sweep(")]
+    # The labels a period carries are used in one place: the backtest's call to evaluate.
+    assert analyst.count("period.labels") == backtest.count("period.labels") > 0
+    assert "evaluate(sent, period.labels" in backtest
