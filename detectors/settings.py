@@ -6,12 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-if TYPE_CHECKING:
-    from insiderwatch.config import Config
 
 from detectors.base import (
     PIPELINE_PATH,
@@ -21,6 +18,7 @@ from detectors.base import (
     load_detectors,
     read_toml,
 )
+from schemas.lists import ListsConfig
 
 
 class _Settings(BaseModel):
@@ -56,6 +54,9 @@ class ScoringSettings(_Settings):
     budget_min: int = Field(ge=0)
 
 
+# A site config: any model with a ``lists`` field (``insiderwatch.config.Config``).
+SiteLike = TypeVar("SiteLike", bound=BaseModel)
+
 SECTIONS = {"baseline": BaselineSettings, "model": ModelSettings, "scoring": ScoringSettings}
 BOOSTERS = ("leaver", "priority", "top_secret", "multi_channel", "collect_exfiltrate")
 
@@ -70,12 +71,12 @@ class Tuning:
     # Reference lists that replace the site config's (``[lists]`` in tuning.toml).
     lists: Mapping[str, Any] = field(default_factory=dict)
 
-    def site(self, config: Config) -> Config:
-        """``config`` with the analysts' lists in place of the site's."""
+    def site(self, config: SiteLike) -> SiteLike:
+        """The site config with the analysts' lists in place of the site's."""
         if not self.lists:
             return config
         merged = config.lists.model_dump() | dict(self.lists)
-        return config.model_copy(update={"lists": type(config.lists).model_validate(merged)})
+        return config.model_copy(update={"lists": ListsConfig.model_validate(merged)})
 
     def detector(self, detector_id: str) -> Detector:
         return next(d for d in self.detectors if d.id == detector_id)
@@ -135,8 +136,6 @@ def load_tuning(
 def _check_lists(lists: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """``[lists]`` replaces the site config's reference lists of the same name (keywords,
     code names, domains…); checked against the site config's own types."""
-    from insiderwatch.config import ListsConfig
-
     extra = sorted(set(lists) - set(ListsConfig.model_fields))
     if extra:
         raise TuningError(f"{origin}: unknown list(s): {', '.join('lists.' + k for k in extra)}")

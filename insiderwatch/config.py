@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.canonical import CLASSIFICATIONS
+from schemas.lists import ListsConfig
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 SITE_FILE_NAME = "insiderwatch.toml"
@@ -56,40 +56,6 @@ class SiteConfig(_Strict):
 class QualityConfig(_Strict):
     mostly: float = Field(ge=0.0, le=1.0)
     future_tolerance_days: int = Field(ge=0)
-
-
-class ListsConfig(_Strict):
-    free_mail_domains: tuple[str, ...] = ()
-    sanctioned_cloud: tuple[str, ...] = ()
-    personal_cloud: tuple[str, ...] = ()
-    file_transfer: tuple[str, ...] = ()
-    job_sites: tuple[str, ...] = ()
-    expert_networks: tuple[str, ...] = ()
-    competitor_domains: tuple[str, ...] = ()
-    technical_keywords: tuple[str, ...] = ()
-    code_names: tuple[str, ...] = ()
-    path_classification: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("path_classification")
-    @classmethod
-    def _known_levels(cls, value: dict[str, str]) -> dict[str, str]:
-        for folder, level in value.items():
-            if level not in CLASSIFICATIONS:
-                raise ValueError(f"{folder!r}: level must be one of {', '.join(CLASSIFICATIONS)}")
-        return value
-
-    @field_validator(
-        "free_mail_domains",
-        "sanctioned_cloud",
-        "personal_cloud",
-        "file_transfer",
-        "job_sites",
-        "expert_networks",
-        "competitor_domains",
-    )
-    @classmethod
-    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(v.strip().lower() for v in value)
 
 
 class ReportConfig(_Strict):
