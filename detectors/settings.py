@@ -82,11 +82,12 @@ class Tuning:
         return next(d for d in self.detectors if d.id == detector_id)
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge_tables(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` on top, tables merged key by key."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_tables(out[key], value)
         else:
             out[key] = value
     return out
@@ -98,7 +99,7 @@ def load_tuning(
     """Defaults, then the tuning file, then ``overrides`` (same shape, for notebooks/tests)."""
     defaults = read_toml(PIPELINE_PATH)
     chosen = read_toml(path) if path is not None and path.exists() else {}
-    chosen = _merge(chosen, overrides or {})
+    chosen = merge_tables(chosen, overrides or {})
     origin = str(path) if path is not None else "overrides"
     unknown = sorted(set(chosen) - set(SECTIONS) - {"rules", "lists"})
     if unknown:
@@ -113,7 +114,7 @@ def load_tuning(
                 f"{origin}: unknown setting(s): {', '.join(f'{section}.{k}' for k in extra)}"
             )
         for key, value in given.items():
-            values[key] = _merge(values[key], value) if isinstance(value, Mapping) else value
+            values[key] = merge_tables(values[key], value) if isinstance(value, Mapping) else value
         try:
             built[section] = model.model_validate(values)
         except ValidationError as exc:

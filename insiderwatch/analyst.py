@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from detectors.base import TUNING_PATH, TuningError
-from detectors.settings import Tuning, load_tuning
+from detectors.settings import Tuning, load_tuning, merge_tables
 from insiderwatch.config import Config, config_for_logs
 from insiderwatch.detect import (
     Assembled,
@@ -70,19 +70,9 @@ def nested(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         for part in parts[:-1]:
             target = target.setdefault(part, {})
         if isinstance(value, Mapping):
-            target[parts[-1]] = _merged(target.get(parts[-1], {}), nested(value))
+            target[parts[-1]] = merge_tables(target.get(parts[-1], {}), nested(value))
         else:
             target[parts[-1]] = value
-    return out
-
-
-def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
     return out
 
 
@@ -242,7 +232,7 @@ def run_detector(
 ) -> pl.DataFrame:
     """One rule's findings on the period, with its parameters overridden by ``params``
     (``run_detector(p, "mass_printing", min_pages=300)``)."""
-    changes = _merged(nested(overrides), {"rules": {detector_id: params}} if params else {})
+    changes = merge_tables(nested(overrides), {"rules": {detector_id: params}} if params else {})
     tuning = period.tuning(changes)
     if detector_id not in {d.id for d in tuning.detectors}:
         raise TuningError(f"unknown detector: rules.{detector_id}")
@@ -313,7 +303,7 @@ def sweep(
     above the threshold, before the daily budget."""
     rows = []
     for value in values:
-        run = backtest(period, _merged(nested(overrides), nested({key: value})))
+        run = backtest(period, merge_tables(nested(overrides), nested({key: value})))
         rows.append(
             {
                 "value": value,
