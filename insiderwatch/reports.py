@@ -460,7 +460,7 @@ def load_daily(
             channels[channel] = channels.get(channel, 0) + 1
     trend_days, trend = _trend(db, day, config.report.trend_days)
     leavers = [
-        {**row, "lookback_verdict": row["lookback_verdict"] or ""}
+        {**row, "lookback_verdict": translate(row["lookback_verdict"] or "", language)}
         for row in list_leavers(db).iter_rows(named=True)
     ]
     return DailyData(

@@ -336,6 +336,14 @@ def test_japanese_reports_use_japanese_texts(reported_store: Path, tmp_path: Pat
     for reason in alert["reasons"]:
         assert translate(reason, "ja") != reason and translate(reason, "ja") in page
     assert "通常" in page and "同僚" in page
+    # So are the lookback verdicts of the leavers list.
+    db = Database(default_url(reported_store))
+    verdicts = [v for (v,) in db.query("SELECT lookback_verdict FROM leavers")]
+    db.close()
+    assert verdicts and any(v.startswith("Stands out") for v in verdicts)
+    for verdict in verdicts:
+        assert translate(verdict, "ja") != verdict and translate(verdict, "ja") in page
+    assert "Stands out" not in page and "Nothing stands out" not in page
 
 
 def test_every_reason_in_the_store_has_a_japanese_wording(reported_store: Path) -> None:
