@@ -42,7 +42,7 @@ from insiderwatch.evaluate import Scores, evaluate, read_labels
 from insiderwatch.pipeline import features_stage
 from insiderwatch.scoring import score
 from insiderwatch.store import EventStore
-from schemas.features import MODEL_FEATURES
+from schemas.features import MODEL_FEATURES, MOVED_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 # The model settings a fitted forest depends on; the others (cut-off, points, drivers) only
@@ -385,18 +385,7 @@ def timeline(period: Period, user: str, overrides: Mapping[str, Any] | None = No
     frame = period.evidence(result.tuning).frame.filter(
         (pl.col("user") == user) & pl.col("local_date").is_between(period.start, period.end)
     )
-    moved = [
-        c
-        for c in (
-            "files_downloaded_bytes",
-            "files_copied_bytes",
-            "removable_bytes",
-            "cloud_upload_bytes",
-            "personal_upload_bytes",
-            "external_attachment_bytes",
-        )
-        if c in frame.columns
-    ]
+    moved = [c for c in MOVED_BYTES if c in frame.columns]
     per_day = frame.select(
         "local_date", "events", bytes_moved=pl.sum_horizontal([pl.col(c) for c in moved])
     )

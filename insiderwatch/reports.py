@@ -37,18 +37,10 @@ from insiderwatch.lookback import amount
 from insiderwatch.privacy import Identities, keep_only, pseudonymise_all, scrub_tree
 from insiderwatch.reasons import translate
 from insiderwatch.store import EventStore
+from schemas.features import MOVED_BYTES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SOURCES = ("file_access", "mail", "web", "print", "device", "logon")
-# Bytes that left their usual place: the sparkline's daily measure.
-MOVED_BYTES = (
-    "files_downloaded_bytes",
-    "files_copied_bytes",
-    "removable_bytes",
-    "cloud_upload_bytes",
-    "personal_upload_bytes",
-    "external_attachment_bytes",
-)
 SEVERITIES = ("critical", "high", "medium", "low")
 MODEL_ID = "isolation_forest"
 

@@ -89,6 +89,16 @@ WINDOW_FEATURES: tuple[str, ...] = ("new_systems", "new_shares", "new_item_event
 STORED_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in WINDOW_FEATURES)
 UNITS: dict[str, Unit] = {f.name: f.unit for f in FEATURES}
 
+# Bytes that left their usual place on a day (downloaded, copied, to removable media,
+# uploaded, mailed outside): the "data moved" of the report sparklines and the timelines.
+MOVED_BYTES: tuple[str, ...] = (
+    "files_downloaded_bytes",
+    "files_copied_bytes",
+    "removable_bytes",
+    "cloud_upload_bytes",
+    "personal_upload_bytes",
+    "external_attachment_bytes",
+)
 # Exfiltration channels, for the "several channels on one day" booster.
 EXFIL_CHANNELS: tuple[str, ...] = ("removable", "cloud", "print", "mail")
 # Collection channels, for the "collection and exfiltration on one day" booster.
