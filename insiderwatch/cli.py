@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
@@ -41,6 +42,21 @@ SAMPLE_SEED = 20240401
 Logs = Annotated[Path, typer.Option("--logs", help="landing folder", exists=True, file_okay=False)]
 Store = Annotated[Path, typer.Option("--store", help="event store folder")]
 Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
+class InputFormat(StrEnum):
+    auto = "auto"
+    canonical = "canonical"
+    cert = "cert"
+    m365 = "m365"
+
+
+FormatOption = Annotated[
+    InputFormat,
+    typer.Option(
+        "--format",
+        help="landing folder format: canonical, cert (CERT insider-threat data), m365 "
+        "(Microsoft 365 audit log and message trace), or auto to tell from the files",
+    ),
+]
 ConfigFile = Annotated[
     Path | None,
     typer.Option("--config", help="site config (default: insiderwatch.toml in the landing folder)"),
@@ -125,12 +141,14 @@ def _run_ingest(
     as_of: date | None,
     config_file: Path | None,
     db_url: str | None = None,
+    fmt: str = "auto",
 ):
-    """Ingest (or only check, with no store) and print the summary; returns the report."""
-    from insiderwatch.db import Database, default_url
-    from insiderwatch.ingest import ingest
-    from insiderwatch.quality import QualityGate
-    from insiderwatch.store import EventStore
+    """Ingest (or only check, with no store) and print the summary; returns the report.
+
+    A vendor format is first staged as canonical files in a scratch folder (see
+    ``insiderwatch.adapters``); quarantine rows still name the vendor file and line.
+    """
+    from insiderwatch.adapters import stage
 
     try:
         config = config_for_logs(logs, config_file)
@@ -138,6 +156,57 @@ def _run_ingest(
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from exc
     as_of = as_of or _today(config.site.timezone)
+    if store_root is not None:
+        store_root.mkdir(parents=True, exist_ok=True)
+    # Staged files sit beside the store (a vendor export can be large), gone after the run.
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=store_root) as scratch:
+        try:
+            with console.status(f"reading {logs} ({fmt})") as status:
+                staged = stage(
+                    logs,
+                    fmt,
+                    Path(scratch) / "landing",
+                    config,
+                    start,
+                    end,
+                    progress=lambda message: status.update(f"staging {message}"),
+                )
+        except FileError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        if staged.format != "canonical":
+            records = sum(staged.vendor_rows.values())
+            console.print(
+                f"{staged.format} format: {records:,} records in {len(staged.vendor_rows)} "
+                f"file(s) staged as canonical"
+                + (
+                    f"; {staged.outside_window:,} dated outside the window, not staged"
+                    if staged.outside_window
+                    else ""
+                )
+            )
+        return _ingest_staged(
+            staged, logs, store_root, start, end, as_of, config, db_url, staged.warnings
+        )
+
+
+def _ingest_staged(
+    staged,
+    logs: Path,
+    store_root: Path | None,
+    start: date | None,
+    end: date | None,
+    as_of: date,
+    config,
+    db_url: str | None,
+    adapter_warnings: list[str],
+):
+    from insiderwatch.db import Database, default_url
+    from insiderwatch.ingest import ingest
+    from insiderwatch.quality import QualityGate
+    from insiderwatch.store import EventStore
+
+    landing = staged.folder
     store = EventStore(store_root) if store_root is not None else None
     database = None
     if store_root is not None:
@@ -149,7 +218,13 @@ def _run_ingest(
             run_id,
             "ingest",
             started,
-            {"logs": str(logs), "start": start, "end": end, "as_of": as_of},
+            {
+                "logs": str(logs),
+                "format": staged.format,
+                "start": start,
+                "end": end,
+                "as_of": as_of,
+            },
         )
     with console.status("loading the quality gate (Great Expectations)"):
         gate = QualityGate()
@@ -165,7 +240,7 @@ def _run_ingest(
         task = progress.add_task("reading landing files", total=None)
         try:
             report = ingest(
-                logs,
+                landing,
                 store,
                 config,
                 as_of,
@@ -180,6 +255,7 @@ def _run_ingest(
             if database:
                 database.finish_run(run_id, datetime.now(), "failed", {"error": str(exc)})
             raise typer.Exit(1) from exc
+    report.warnings[:0] = adapter_warnings
     _print_report(report, "stored" if store is not None else "would store")
     if database:
         database.record_counts(run_id, report.counts)
@@ -261,9 +337,10 @@ def ingest_command(
         ),
     ] = None,
     config: ConfigFile = None,
+    fmt: FormatOption = InputFormat.auto,
 ) -> None:
     """Ingest landing files into the event store through the quality gate."""
-    report = _run_ingest(logs, store, _day(start), _day(end), _day(as_of), config)
+    report = _run_ingest(logs, store, _day(start), _day(end), _day(as_of), config, None, fmt)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -274,9 +351,10 @@ def validate_command(
     end: Day = None,
     as_of: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     config: ConfigFile = None,
+    fmt: FormatOption = InputFormat.auto,
 ) -> None:
     """Check landing files as ingest would, and report; writes nothing."""
-    report = _run_ingest(logs, None, _day(start), _day(end), _day(as_of), config)
+    report = _run_ingest(logs, None, _day(start), _day(end), _day(as_of), config, None, fmt)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -374,6 +452,7 @@ def _run(
     as_of: date | None,
     config_file: Path | None,
     tuning_file: Path | None,
+    fmt: str = "auto",
 ) -> bool:
     tuning = _load_tuning(tuning_file)
     try:
@@ -382,7 +461,7 @@ def _run(
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from exc
     as_of = as_of or end or _today(config.site.timezone)
-    report = _run_ingest(logs, store, start, end, as_of, config_file, _db_url(db, store))
+    report = _run_ingest(logs, store, start, end, as_of, config_file, _db_url(db, store), fmt)
     days = sorted({c.day for c in report.counts if c.day is not None and c.stored > 0})
     if not days:
         console.print("[yellow]no events stored; nothing to detect[/yellow]")
@@ -404,9 +483,10 @@ def run_command(
     config: ConfigFile = None,
     db: DbUrl = None,
     tuning: TuningFile = None,
+    fmt: FormatOption = InputFormat.auto,
 ) -> None:
     """Ingest, detect and publish alerts for the days in the landing folder (or --start/--end)."""
-    ok = _run(logs, store, db, _day(start), _day(end), _day(as_of), config, tuning)
+    ok = _run(logs, store, db, _day(start), _day(end), _day(as_of), config, tuning, fmt)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -776,7 +856,21 @@ def leavers_command(store: Store = Path("store"), db: DbUrl = None) -> None:
 
 @app.command("evaluate")
 def evaluate_command(
-    labels: Annotated[Path, typer.Option(help="labels CSV: user, scenario, date", exists=True)],
+    labels: Annotated[
+        Path | None, typer.Option(help="labels CSV: user, scenario, date", exists=True)
+    ] = None,
+    cert_answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert-answers",
+            help="the CERT answer key instead of labels: the answers folder or its insiders.csv",
+            exists=True,
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="CERT release in the answer key (4.2, r6.2, …) when it lists several"),
+    ] = None,
     budget: Annotated[
         float | None,
         typer.Option(help="daily review budget as a share of headcount (default: tuning's)"),
@@ -791,11 +885,25 @@ def evaluate_command(
     from insiderwatch.db import Database
     from insiderwatch.evaluate import apply_budget, evaluate, read_labels
 
+    if (labels is None) == (cert_answers is None):
+        console.print("[red]error:[/red] give either --labels or --cert-answers")
+        raise typer.Exit(2)
     try:
-        truth = read_labels(labels)
+        if cert_answers is not None:
+            from insiderwatch.adapters.cert import read_answers
+
+            truth, warnings = read_answers(cert_answers, dataset)
+            for warning in warnings:
+                console.print(f"[yellow]warning:[/yellow] {warning}")
+        else:
+            assert labels is not None
+            truth = read_labels(labels)
     except FileError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if truth.height == 0:
+        console.print("[red]error:[/red] the labels hold no insider")
+        raise typer.Exit(2)
     database = Database(_db_url(db, store))
     alerts = list_alerts(database, include_over_budget=True)
     database.close()

@@ -19,6 +19,9 @@ from insiderwatch.config import Config
 from insiderwatch.quality import GateResult, QualityGate
 from insiderwatch.readers import (
     LINE,
+    ORIGIN_FILE,
+    REJECT,
+    REJECT_RAW,
     FileError,
     RawBatch,
     file_day,
@@ -448,9 +451,17 @@ def check_events(
             ),
         )
     )
-    return checked.with_columns(pl.coalesce(FILE_DAY, "_event_day").alias("local_date")).drop(
-        "_event_day"
-    )
+    checked = checked.with_columns(pl.coalesce(FILE_DAY, "_event_day").alias("local_date"))
+    if REJECT in checked.columns:
+        rejected = pl.col(REJECT).is_not_null()
+        checked = checked.with_columns(
+            pl.when(rejected)
+            .then(pl.concat_list(REJECT))
+            .otherwise(pl.col(REASONS))
+            .alias(REASONS),
+            pl.when(rejected).then(pl.col(REJECT_RAW)).otherwise(pl.col("raw")).alias("raw"),
+        )
+    return checked.drop("_event_day")
 
 
 def _select_landing(folder: Path, start: date | None, end: date | None) -> list[Path]:
@@ -475,12 +486,76 @@ def _in_window(expr: pl.Expr, start: date | None, end: date | None) -> pl.Expr:
 @dataclass
 class SourceResult:
     source: str
-    events: dict[date, pl.DataFrame]
-    quarantine: dict[date | None, pl.DataFrame]
     counts: list[DayCount]
     errors: list[FileError]
     warnings: list[str]
     outside_window: int
+
+
+# Receives each finished day of a source: (day, stored rows, quarantine rows). None = no day.
+DaySink = Callable[[date | None, pl.DataFrame | None, pl.DataFrame], None]
+
+
+class _Reader:
+    """Reads one source's landing files into checked rows, remembering errors and warnings."""
+
+    def __init__(self, source: Source, logs: Path, on_file: Callable[[Path], None] | None):
+        self.source = source
+        self.logs = logs
+        self.on_file = on_file
+        self.errors: list[FileError] = []
+        self.warnings: list[str] = []
+        self.files_per_day: dict[date | None, int] = {}
+
+    def read(self, paths: list[Path], day: date | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """Raw rows and structural rejects of ``paths``; None when a file cannot be read."""
+        batches: list[pl.DataFrame] = []
+        rejects: list[pl.DataFrame] = []
+        failed = False
+        for path in paths:
+            rel = path.relative_to(self.logs).as_posix()
+            try:
+                batch = read_landing_file(path, rel, self.source.names, self.source.required)
+            except FileError as exc:
+                self.errors.append(exc)
+                failed = True
+            else:
+                self.warnings.extend(batch.warnings)
+                self.files_per_day[day] = self.files_per_day.get(day, 0) + 1
+                batches.append(_with_origin(batch.frame, rel, day))
+                rejects.append(_reject_rows(batch, self.source.name, day))
+            if self.on_file:
+                self.on_file(path)
+        if failed:
+            return None
+        raw = pl.concat(batches, how="vertical") if batches else self.empty()
+        reject_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        return raw, reject_frame
+
+    def empty(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            schema={
+                **{c: pl.String for c in self.source.names},
+                LINE: pl.Int64,
+                FILE: pl.String,
+                FILE_DAY: pl.Date,
+                REJECT: pl.String,
+                REJECT_RAW: pl.String,
+            }
+        )
+
+
+def _with_origin(frame: pl.DataFrame, rel: str, day: date | None) -> pl.DataFrame:
+    """The file and line a row came from. Files staged by an adapter carry the vendor file's
+    name and line (and any record the adapter could not split) in their own columns."""
+    file = pl.coalesce(ORIGIN_FILE, pl.lit(rel)) if ORIGIN_FILE in frame.columns else pl.lit(rel)
+    extra = [
+        pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c)
+        for c in (REJECT, REJECT_RAW)
+    ]
+    return frame.with_columns(file.alias(FILE), pl.lit(day, pl.Date).alias(FILE_DAY), *extra).drop(
+        ORIGIN_FILE, strict=False
+    )
 
 
 def process_source(
@@ -494,113 +569,103 @@ def process_source(
     start: date | None = None,
     end: date | None = None,
     on_file: Callable[[Path], None] | None = None,
+    sink: DaySink | None = None,
 ) -> SourceResult:
-    """Read, check, gate and deduplicate one source's files; nothing is written here."""
-    batches: list[pl.DataFrame] = []
-    rejects: list[pl.DataFrame] = []
-    errors: list[FileError] = []
-    warnings: list[str] = []
-    failed_days: set[date] = set()
-    files_per_day: dict[date | None, int] = {}
-    failed_undated = False
+    """Read, check, gate and deduplicate one source's files, one day at a time.
+
+    Each finished day goes to ``sink`` before the next is read, so memory holds one day of one
+    source (plus the rows of files not named for a day, which may hold any day). Files named
+    for a day are read only with that day; an undated file is read first and its rows join the
+    days they fall on.
+    """
+    reader = _Reader(source, logs, on_file)
+    by_day: dict[date, list[Path]] = {}
+    undated_files: list[Path] = []
     for path in files:
-        rel = path.relative_to(logs).as_posix()
         day = file_day(path)
-        try:
-            batch = read_landing_file(path, rel, source.names, source.required)
-        except FileError as exc:
-            errors.append(exc)
-            if day is None:
-                failed_undated = True
-            else:
-                failed_days.add(day)
-            if on_file:
-                on_file(path)
-            continue
-        warnings.extend(batch.warnings)
-        files_per_day[day] = files_per_day.get(day, 0) + 1
-        batches.append(
-            batch.frame.with_columns(pl.lit(rel).alias(FILE), pl.lit(day, pl.Date).alias(FILE_DAY))
-        )
-        rejects.append(_reject_rows(batch, source.name, day))
-        if on_file:
-            on_file(path)
-    if failed_undated:
+        if day is None:
+            undated_files.append(path)
+        else:
+            by_day.setdefault(day, []).append(path)
+
+    undated = reader.read(undated_files, None) if undated_files else None
+    if undated_files and undated is None:
         # An undated file may hold any day: nothing of this source can be trusted this run.
-        return SourceResult(source.name, {}, {}, [], errors, warnings, 0)
+        return SourceResult(source.name, [], reader.errors, reader.warnings, 0)
+    outside = 0
+    loose = pl.DataFrame()
+    loose_rejects = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    if undated is not None:
+        checked = check_events(undated[0], source, roster, config, as_of)
+        in_window = _in_window(pl.col("local_date"), start, end) | pl.col("local_date").is_null()
+        outside = checked.filter(~in_window).height
+        loose = checked.filter(in_window)
+        loose_rejects = undated[1]
+    loose_days = set(loose["local_date"].drop_nulls().to_list()) if loose.height else set()
+    loose_days |= set(loose_rejects["local_date"].drop_nulls().to_list())
 
-    empty = pl.DataFrame(
-        schema={
-            **{c: pl.String for c in source.names},
-            LINE: pl.Int64,
-            FILE: pl.String,
-            FILE_DAY: pl.Date,
-        }
-    )
-    raw = pl.concat(batches, how="vertical") if batches else empty
-    checked = check_events(raw, source, roster, config, as_of)
-    in_window = _in_window(pl.col("local_date"), start, end) | pl.col("local_date").is_null()
-    outside = checked.filter(~in_window).height
-    failed = pl.Series(sorted(failed_days), dtype=pl.Date).implode()
-    checked = checked.filter(in_window & ~pl.col("local_date").is_in(failed))
-    reject_frame = pl.concat(rejects) if rejects else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-
-    days = sorted(
-        set(checked["local_date"].drop_nulls().to_list())
-        | {d for d in files_per_day if d is not None}
-        | set(reject_frame["local_date"].drop_nulls().to_list())
-    )
-    columns = list(store_schema(source))
-    events: dict[date, pl.DataFrame] = {}
-    quarantine: dict[date | None, pl.DataFrame] = {}
     counts: list[DayCount] = []
-    for day in [*days, None]:
-        rows = checked.filter(
-            pl.col("local_date") == day if day else pl.col("local_date").is_null()
-        )
-        day_rejects = reject_frame.filter(
-            pl.col("local_date") == day if day else pl.col("local_date").is_null()
-        )
-        if day is None and rows.height == 0 and day_rejects.height == 0:
-            continue
-        count = DayCount(
-            source.name, day, files=files_per_day.get(day, 0), read=rows.height + day_rejects.height
-        )
-        result: GateResult | None = (
-            gate.validate(source.name, rows) if (gate is not None and rows.height) else None
-        )
-        if result is not None and not result.success:
-            rows = rows.with_columns(
-                pl.col(REASONS).list.concat(pl.lit([f"quality gate {result.summary}"]))
-            )
-        count.gate = result.summary if result is not None else "no rows"
-        good = rows.filter(pl.col(REASONS).list.len() == 0)
-        bad = rows.filter(pl.col(REASONS).list.len() > 0)
-        deduped = (
-            good.unique(subset=[c.name for c in source.columns], keep="first", maintain_order=True)
-            if source.dedup
-            else good
-        )
-        count.duplicates = good.height - deduped.height
-        stored = (
-            deduped.rename({LINE: "source_line"})
-            .select(columns)
-            .sort(["user", "timestamp"], maintain_order=True)
-            if deduped.height
-            else deduped.rename({LINE: "source_line"}).select(columns)
-        )
-        q = pl.concat([_quarantine_rows(bad, source.name), day_rejects]).sort(
-            "source_file", "source_line"
-        )
-        count.stored = stored.height
-        count.quarantined = q.height
-        if not count.reconciles:  # pragma: no cover - a bug, never bad input
-            raise AssertionError(f"counts do not reconcile for {source.name} {day}: {count}")
-        if day is not None:
-            events[day] = stored
-        quarantine[day] = q
+    for day in [*sorted(set(by_day) | loose_days), None]:
+        if day is None:
+            rows = loose.filter(pl.col("local_date").is_null()) if loose.height else loose
+            rejects = loose_rejects.filter(pl.col("local_date").is_null())
+            if rows.height == 0 and rejects.height == 0:
+                continue
+        else:
+            read = reader.read(by_day.get(day, []), day)
+            if read is None:
+                continue  # the day's file is broken: the whole day waits for a fixed file
+            rows = check_events(read[0], source, roster, config, as_of)
+            rejects = read[1]
+            if loose.height:
+                rows = pl.concat(
+                    [rows, loose.filter(pl.col("local_date") == day)], how="vertical_relaxed"
+                )
+            rejects = pl.concat([rejects, loose_rejects.filter(pl.col("local_date") == day)])
+        count, stored, quarantine = _finish_day(source, day, rows, rejects, gate)
+        count.files = reader.files_per_day.get(day, 0)
         counts.append(count)
-    return SourceResult(source.name, events, quarantine, counts, errors, warnings, outside)
+        if sink is not None:
+            sink(day, stored if day is not None else None, quarantine)
+    return SourceResult(source.name, counts, reader.errors, reader.warnings, outside)
+
+
+def _finish_day(
+    source: Source,
+    day: date | None,
+    rows: pl.DataFrame,
+    rejects: pl.DataFrame,
+    gate: QualityGate | None,
+) -> tuple[DayCount, pl.DataFrame, pl.DataFrame]:
+    """Gate, deduplicate and count one day's checked rows."""
+    count = DayCount(source.name, day, read=rows.height + rejects.height)
+    result: GateResult | None = (
+        gate.validate(source.name, rows) if (gate is not None and rows.height) else None
+    )
+    if result is not None and not result.success:
+        rows = rows.with_columns(
+            pl.col(REASONS).list.concat(pl.lit([f"quality gate {result.summary}"]))
+        )
+    count.gate = result.summary if result is not None else "no rows"
+    good = rows.filter(pl.col(REASONS).list.len() == 0)
+    bad = rows.filter(pl.col(REASONS).list.len() > 0)
+    deduped = (
+        good.unique(subset=[c.name for c in source.columns], keep="first", maintain_order=True)
+        if source.dedup
+        else good
+    )
+    count.duplicates = good.height - deduped.height
+    stored = deduped.rename({LINE: "source_line"}).select(list(store_schema(source)))
+    if stored.height:
+        stored = stored.sort(["user", "timestamp"], maintain_order=True)
+    quarantine = pl.concat([_quarantine_rows(bad, source.name), rejects]).sort(
+        "source_file", "source_line"
+    )
+    count.stored = stored.height
+    count.quarantined = quarantine.height
+    if not count.reconciles:  # pragma: no cover - a bug, never bad input
+        raise AssertionError(f"counts do not reconcile for {source.name} {day}: {count}")
+    return count, stored, quarantine
 
 
 def discover(logs: Path) -> dict[str, Path]:
@@ -636,21 +701,27 @@ def ingest(
     plan = {name: _select_landing(folder, start, end) for name, folder in discover(logs).items()}
     if on_plan:
         on_plan(sum(len(f) for f in plan.values()))
-    results = [
-        process_source(SOURCES[name], files, logs, roster, config, as_of, gate, start, end, on_file)
-        for name, files in plan.items()
-    ]
-    for result in results:
+    if store is not None:
+        store.write_roster(roster.frame)
+        store.write_partition("quarantine", "hr", None, roster.quarantine)
+    for name, files in plan.items():
+        sink = None
+        if store is not None:
+            sink = _store_sink(store, name)
+        result = process_source(
+            SOURCES[name], files, logs, roster, config, as_of, gate, start, end, on_file, sink
+        )
         report.counts.extend(result.counts)
         report.errors.extend(result.errors)
         report.warnings.extend(result.warnings)
         report.outside_window += result.outside_window
-    if store is not None:
-        store.write_roster(roster.frame)
-        store.write_partition("quarantine", "hr", None, roster.quarantine)
-        for result in results:
-            for day, frame in result.events.items():
-                store.write_partition("events", result.source, day, frame)
-            for day, frame in result.quarantine.items():
-                store.write_partition("quarantine", result.source, day, frame)
     return report
+
+
+def _store_sink(store: EventStore, source: str) -> DaySink:
+    def write(day: date | None, events: pl.DataFrame | None, quarantine: pl.DataFrame) -> None:
+        if events is not None:
+            store.write_partition("events", source, day, events)
+        store.write_partition("quarantine", source, day, quarantine)
+
+    return write

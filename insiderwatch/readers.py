@@ -20,6 +20,7 @@ import io
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,13 @@ from pathlib import Path
 import polars as pl
 
 LINE = "_line"
+# Columns an adapter's staged Parquet files carry (see insiderwatch.adapters): the vendor file
+# and line a row came from, and for a record the adapter could not split, why and its text.
+ORIGIN_FILE = "_origin_file"
+ORIGIN_LINE = "_origin_line"
+REJECT = "_reject"
+REJECT_RAW = "_reject_raw"
+STAGED = (ORIGIN_FILE, REJECT, REJECT_RAW)
 SUFFIXES = (".csv.gz", ".csv", ".jsonl", ".parquet")
 _DAY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
 _BOM = b"\xef\xbb\xbf"
@@ -64,13 +72,22 @@ class RawBatch:
 
 
 def file_day(path: Path) -> date | None:
-    """The day a landing file is named for (``2024-01-02.csv.gz``), or None."""
+    """The day a landing file is named for (``2024-01-02.csv.gz``), or that its folder is named
+    for (``2024-01-02/part-1.parquet``), or None.
+
+    >>> file_day(Path("web/2024-01-02/part-1.parquet")), file_day(Path("web/all.csv"))
+    (datetime.date(2024, 1, 2), None)
+    """
     stem = path.name
     for suffix in SUFFIXES:
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    match = _DAY_NAME.match(stem)
+    return _day_named(stem) or _day_named(path.parent.name)
+
+
+def _day_named(name: str) -> date | None:
+    match = _DAY_NAME.match(name)
     if not match:
         return None
     try:
@@ -292,6 +309,115 @@ def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: s
     return RawBatch(rel, frame, rejects, encoding=encoding)
 
 
+def iter_csv_blocks(path: Path, rel: str, block_bytes: int = 64 << 20) -> Iterator[RawBatch]:
+    """A large CSV (or .csv.gz) as a stream of :class:`RawBatch` blocks of about ``block_bytes``.
+
+    Each block is parsed like a whole file (same checks, same rejects) and its line numbers
+    are those of the file. Blocks end at a line break outside quotes, so a quoted field that
+    spans lines stays whole. Memory holds one block, never the file.
+    """
+    with _open_stream(path, rel) as stream:
+        header = stream.readline()
+        if not header:
+            raise FileError(rel, 1, "file is empty (0 bytes): expected at least a header line")
+        if header.startswith(_BOM):
+            header = header[len(_BOM) :]
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        before = 1  # physical lines consumed before the block
+        carry = b""
+        yielded = False
+        while True:
+            chunk = stream.read(block_bytes)
+            data = carry + chunk
+            if chunk:
+                cut = _block_end(data)
+                if cut < 0:
+                    carry = data
+                    continue
+                block, carry = data[: cut + 1], data[cut + 1 :]
+            else:
+                block, carry = data, b""
+            if block or not yielded:
+                batch = _read_csv(header + block, rel)
+                if before > 1:
+                    batch.frame = batch.frame.with_columns(pl.col(LINE) + (before - 1))
+                    for reject in batch.rejects:
+                        reject.line += before - 1
+                before += block.count(b"\n")
+                yielded = True
+                yield batch
+            if not chunk:
+                return
+
+
+def _block_end(data: bytes) -> int:
+    """Index of the last line break in ``data`` that is outside quotes, or -1."""
+    pos = data.rfind(b"\n")
+    quotes = data.count(b'"', 0, pos + 1) if pos >= 0 else 0
+    while pos >= 0 and quotes % 2:
+        earlier = data.rfind(b"\n", 0, pos)
+        quotes -= data.count(b'"', earlier + 1, pos + 1)
+        pos = earlier
+    return pos
+
+
+class _GzipStream:
+    """A gzip file read incrementally; corrupt or truncated data raises :class:`FileError`."""
+
+    def __init__(self, path: Path, rel: str) -> None:
+        self.fh = open(path, "rb")  # noqa: SIM115 - closed in __exit__
+        self.rel = rel
+        self.decomp = zlib.decompressobj(wbits=31)
+        self.buffer = b""
+        self.lines = 0
+        self.done = False
+
+    def __enter__(self) -> _GzipStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+    def _fill(self, want: int) -> None:
+        while not self.done and len(self.buffer) < want:
+            raw = self.fh.read(1 << 20)
+            try:
+                out = self.decomp.decompress(raw) if raw else self.decomp.flush()
+            except zlib.error as exc:
+                line = self.lines + self.buffer.count(b"\n") + 1
+                raise FileError(self.rel, line, f"corrupt gzip data ({exc})") from exc
+            self.buffer += out
+            if not raw:
+                self.done = True
+                if not self.decomp.eof:
+                    line = self.lines + self.buffer.count(b"\n") + 1
+                    raise FileError(
+                        self.rel, line, "truncated gzip: the stream ends before its end marker"
+                    )
+
+    def _take(self, n: int) -> bytes:
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        self.lines += out.count(b"\n")
+        return out
+
+    def read(self, n: int) -> bytes:
+        self._fill(n)
+        return self._take(n)
+
+    def readline(self) -> bytes:
+        while b"\n" not in self.buffer and not self.done:
+            self._fill(len(self.buffer) + (1 << 16))
+        end = self.buffer.find(b"\n")
+        return self._take(end + 1 if end >= 0 else len(self.buffer))
+
+
+def _open_stream(path: Path, rel: str):
+    if path.name.endswith(".gz"):
+        return _GzipStream(path, rel)
+    return open(path, "rb")
+
+
 # --- JSON lines ------------------------------------------------------------------------------
 
 
@@ -364,8 +490,13 @@ def _read_parquet(path: Path, rel: str) -> RawBatch:
         else:
             column = column.cast(pl.String)
         as_text.append(column.alias(name))
-    frame = frame.select(as_text).with_columns(
-        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(LINE)
+    line = (
+        pl.col(ORIGIN_LINE).cast(pl.Int64)
+        if ORIGIN_LINE in frame.columns
+        else pl.int_range(1, frame.height + 1, dtype=pl.Int64)
+    )
+    frame = frame.with_columns(line.alias(LINE)).select(
+        *[c for c in as_text if c.meta.output_name() != ORIGIN_LINE], LINE
     )
     return RawBatch(rel, frame, encoding="parquet")
 
@@ -378,7 +509,7 @@ def _check_columns(
     expected: tuple[str, ...],
     required: tuple[str, ...],
 ) -> RawBatch:
-    present = [c for c in batch.frame.columns if c != LINE]
+    present = [c for c in batch.frame.columns if c != LINE and c not in STAGED]
     seen = set(present)
     missing = [c for c in required if c not in seen]
     if missing and (batch.frame.height or not batch.rejects):
@@ -389,6 +520,7 @@ def _check_columns(
     frame = batch.frame.select(
         [pl.col(c) if c in seen else pl.lit(None, dtype=pl.String).alias(c) for c in expected]
         + [pl.col(LINE)]
+        + [pl.col(c) for c in STAGED if c in batch.frame.columns]
     )
     batch.frame = frame
     return batch

@@ -55,22 +55,24 @@ def test_holdout_organisation_meets_the_acceptance_figures(tmp_path: Path) -> No
 def test_only_evaluate_reads_labels() -> None:
     """The detectors and the pipeline never see the answer key."""
     readers = []
-    for path in sorted((REPO / "insiderwatch").glob("*.py")) + sorted(
+    for path in sorted((REPO / "insiderwatch").rglob("*.py")) + sorted(
         (REPO / "detectors").rglob("*.py")
     ):
         text = path.read_text(encoding="utf-8")
-        if re.search(r"labels\.csv|read_labels", text):
+        if re.search(r"labels\.csv|read_labels|read_answers|insiders\.csv|ANSWER_", text):
             readers.append(path.relative_to(REPO).as_posix())
-    # samples writes the key, evaluate reads it, the CLI's evaluate command and the analysts'
-    # backtest pass it to evaluate.
+    # samples and the CERT writer write the key, evaluate and the CERT adapter's read_answers
+    # read it, the CLI's evaluate command and the analysts' backtest pass it to evaluate.
     assert readers == [
+        "insiderwatch/adapters/cert.py",
+        "insiderwatch/adapters/cert_writer.py",
         "insiderwatch/analyst.py",
         "insiderwatch/cli.py",
         "insiderwatch/evaluate.py",
         "insiderwatch/samples.py",
     ]
     cli = (REPO / "insiderwatch" / "cli.py").read_text(encoding="utf-8")
-    uses = [m.start() for m in re.finditer(r"read_labels\(", cli)]
+    uses = [m.start() for m in re.finditer(r"read_labels\(|read_answers", cli)]
     evaluate_def = cli.index("def evaluate_command")
     assert uses and all(u > evaluate_def for u in uses)
     analyst = (REPO / "insiderwatch" / "analyst.py").read_text(encoding="utf-8")
