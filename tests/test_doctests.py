@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ("detectors.expressions", "insiderwatch.reasons")
+MODULES = ("detectors.expressions", "insiderwatch.reasons", "insiderwatch.readers")
 
 
 @pytest.mark.parametrize("name", MODULES)

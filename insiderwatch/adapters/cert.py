@@ -286,7 +286,7 @@ def build_roster(logs: Path, senders: list[pl.DataFrame]) -> pl.DataFrame:
         .then(pl.col("last").dt.month_end().dt.strftime("%Y-%m-%d"))
         .otherwise(None),
         priority=pl.lit("false"),
-        personal_emails=pl.col("personal").fill_null(""),
+        personal_emails=pl.col("personal"),
     )
 
 

@@ -152,7 +152,7 @@ def write_cert(logs: Path, out: Path, release: Release = "r6.2", seed: int = 1) 
             {"visit": "WWW Visit", "download": "WWW Download", "upload": "WWW Upload"}
         ),
     )
-    frames["email.csv"] = _mail(logs, roster, hosts, tz, r6)
+    frames["email.csv"] = _mail(logs, roster, hosts, tz, r6, rng)
 
     for name, frame in frames.items():
         if frame.height == 0:
@@ -193,8 +193,23 @@ def _hosts(logs: Path, roster: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _mail(logs: Path, roster: pl.DataFrame, hosts: pl.DataFrame, tz: str, r6: bool) -> pl.DataFrame:
+def _mail(
+    logs: Path,
+    roster: pl.DataFrame,
+    hosts: pl.DataFrame,
+    tz: str,
+    r6: bool,
+    rng: np.random.Generator,
+) -> pl.DataFrame:
     mail = _read_source(logs, "mail")
+    # CERT mail often goes to several people: copy one in five to a colleague as well.
+    colleagues = roster["email"].to_numpy()[rng.integers(0, roster.height, size=mail.height)]
+    also = pl.Series(rng.random(mail.height) < 0.2)
+    mail = mail.with_columns(
+        recipients=pl.when(also)
+        .then(pl.concat_str([pl.col("recipients"), pl.Series(colleagues)], separator=";"))
+        .otherwise(pl.col("recipients"))
+    )
     addresses = pl.concat(
         [
             roster.select("user", address=pl.col("email").str.to_lowercase()),
