@@ -42,6 +42,8 @@ SAMPLE_SEED = 20240401
 Logs = Annotated[Path, typer.Option("--logs", help="landing folder", exists=True, file_okay=False)]
 Store = Annotated[Path, typer.Option("--store", help="event store folder")]
 Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
+
+
 class InputFormat(StrEnum):
     auto = "auto"
     canonical = "canonical"
@@ -175,16 +177,9 @@ def _run_ingest(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
         if staged.format != "canonical":
-            records = sum(staged.vendor_rows.values())
-            console.print(
-                f"{staged.format} format: {records:,} records in {len(staged.vendor_rows)} "
-                f"file(s) staged as canonical"
-                + (
-                    f"; {staged.outside_window:,} dated outside the window, not staged"
-                    if staged.outside_window
-                    else ""
-                )
-            )
+            console.print(staged.summary())
+            if not staged.reconciles:  # pragma: no cover - a bug, never bad input
+                raise AssertionError(f"the staged records do not reconcile: {staged}")
         return _ingest_staged(
             staged, logs, store_root, start, end, as_of, config, db_url, staged.warnings
         )

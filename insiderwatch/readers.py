@@ -309,12 +309,14 @@ def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: s
     return RawBatch(rel, frame, rejects, encoding=encoding)
 
 
-def iter_csv_blocks(path: Path, rel: str, block_bytes: int = 64 << 20) -> Iterator[RawBatch]:
-    """A large CSV (or .csv.gz) as a stream of :class:`RawBatch` blocks of about ``block_bytes``.
+def iter_csv_blocks(path: Path, rel: str, block_bytes: int | None = 64 << 20) -> Iterator[RawBatch]:
+    """A large CSV (or .csv.gz) as a stream of :class:`RawBatch` blocks of about ``block_bytes``
+    (None: the whole file as one block).
 
     Each block is parsed like a whole file (same checks, same rejects) and its line numbers
-    are those of the file. Blocks end at a line break outside quotes, so a quoted field that
-    spans lines stays whole. Memory holds one block, never the file.
+    are those of the file. A PowerShell ``#TYPE`` line before the header is skipped. Blocks
+    end at a line break outside quotes, so a quoted field that spans lines stays whole.
+    Memory holds one block, never the file.
     """
     with _open_stream(path, rel) as stream:
         header = stream.readline()
@@ -322,13 +324,16 @@ def iter_csv_blocks(path: Path, rel: str, block_bytes: int = 64 << 20) -> Iterat
             raise FileError(rel, 1, "file is empty (0 bytes): expected at least a header line")
         if header.startswith(_BOM):
             header = header[len(_BOM) :]
+        before = 1  # physical lines consumed before the block
+        if header.startswith(b"#TYPE "):  # Windows PowerShell's Export-Csv type line
+            header = stream.readline()
+            before = 2
         if not header.endswith(b"\n"):
             header += b"\n"
-        before = 1  # physical lines consumed before the block
         carry = b""
         yielded = False
         while True:
-            chunk = stream.read(block_bytes)
+            chunk = stream.read(-1 if block_bytes is None else block_bytes)
             data = carry + chunk
             if chunk:
                 cut = _block_end(data)
@@ -402,6 +407,10 @@ class _GzipStream:
         return out
 
     def read(self, n: int) -> bytes:
+        if n < 0:
+            while not self.done:
+                self._fill(len(self.buffer) + (1 << 24))
+            return self._take(len(self.buffer))
         self._fill(n)
         return self._take(n)
 

@@ -136,7 +136,7 @@ FILE_ACCESS = Source(
             "action",
             "enum",
             True,
-            "what was done to the file",
+            "what was done to the file (share: a sharing link or invitation was made)",
             nullable=False,
             allowed=(
                 "open",
@@ -148,6 +148,7 @@ FILE_ACCESS = Source(
                 "delete",
                 "download",
                 "upload",
+                "share",
             ),
         ),
         Column("path", "str", True, "full path or URL of the file", nullable=False, max_chars=4096),

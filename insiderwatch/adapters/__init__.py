@@ -38,7 +38,27 @@ class Staged:
     folder: Path
     vendor_rows: dict[str, int] = field(default_factory=dict)  # vendor file -> records read
     outside_window: int = 0  # records dated outside --start/--end, not staged
+    staged: int = 0  # rows written to the staged folder
+    skipped: dict[str, int] = field(default_factory=dict)  # records with no canonical meaning
+    folded: int = 0  # message-trace rows folded into a message already staged
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        """Every vendor record is staged, outside the window, skipped or folded."""
+        accounted = self.staged + self.outside_window + sum(self.skipped.values()) + self.folded
+        return sum(self.vendor_rows.values()) == accounted
+
+    def summary(self) -> str:
+        parts = [f"{sum(self.vendor_rows.values()):,} records in {len(self.vendor_rows)} file(s)"]
+        parts.append(f"{self.staged:,} staged as canonical")
+        if self.outside_window:
+            parts.append(f"{self.outside_window:,} dated outside the window")
+        if self.skipped:
+            parts.append(f"{sum(self.skipped.values()):,} with no canonical meaning")
+        if self.folded:
+            parts.append(f"{self.folded:,} trace rows folded into their messages")
+        return f"{self.format} format: " + ", ".join(parts)
 
 
 Progress = Callable[[str], None]

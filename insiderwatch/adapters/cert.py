@@ -80,6 +80,7 @@ def stage_cert(
             if progress:
                 progress(f"{rel}: {read:,} records")
         staged.vendor_rows[rel] = read
+        staged.staged += writer.rows
     roster = build_roster(logs, senders)
     (workdir / "hr").mkdir(parents=True, exist_ok=True)
     roster.write_csv(workdir / "hr" / "employees.csv")

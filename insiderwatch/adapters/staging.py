@@ -83,17 +83,25 @@ def rejects_frame(batch: RawBatch, source: str, origin: str) -> pl.DataFrame:
     return pl.DataFrame(
         {
             **{c: pl.Series([None] * len(batch.rejects), dtype=pl.String) for c in names},
-            ORIGIN_FILE: [origin] * len(batch.rejects),
+            ORIGIN_FILE: pl.Series([origin] * len(batch.rejects), dtype=pl.String),
             ORIGIN_LINE: pl.Series([r.line for r in batch.rejects], dtype=pl.Int64),
-            REJECT: [r.reason for r in batch.rejects],
-            REJECT_RAW: [r.raw for r in batch.rejects],
+            REJECT: pl.Series([r.reason for r in batch.rejects], dtype=pl.String),
+            REJECT_RAW: pl.Series([r.raw for r in batch.rejects], dtype=pl.String),
             DAY: pl.Series([None] * len(batch.rejects), dtype=pl.Date),
         }
     )
 
 
-def staged_rows(mapped: dict[str, pl.Expr], day: pl.Expr, source: str, origin: str) -> list:
-    """Select expressions for the staged columns of ``source`` from a vendor frame."""
+def staged_rows(
+    mapped: dict[str, pl.Expr],
+    day: pl.Expr,
+    source: str,
+    origin: str,
+    reject: pl.Expr | None = None,
+    reject_raw: pl.Expr | None = None,
+) -> list[pl.Expr]:
+    """Select expressions for the staged columns of ``source`` from a vendor frame; with
+    ``reject``, the rows travel as records the adapter could not use, with that reason."""
     out = []
     for name in SOURCES[source].names:
         expr = mapped.get(name, pl.lit(None, pl.String))
@@ -102,7 +110,7 @@ def staged_rows(mapped: dict[str, pl.Expr], day: pl.Expr, source: str, origin: s
         *out,
         pl.lit(origin).alias(ORIGIN_FILE),
         pl.col(LINE).alias(ORIGIN_LINE),
-        pl.lit(None, pl.String).alias(REJECT),
-        pl.lit(None, pl.String).alias(REJECT_RAW),
+        (reject if reject is not None else pl.lit(None, pl.String)).alias(REJECT),
+        (reject_raw if reject_raw is not None else pl.lit(None, pl.String)).alias(REJECT_RAW),
         day.alias(DAY),
     ]
