@@ -95,6 +95,30 @@ def samples_generate(
     console.print(table)
 
 
+class CertRelease(StrEnum):
+    r4 = "r4.2"
+    r6 = "r6.2"
+
+
+@samples_app.command("cert")
+def samples_cert(
+    out: Annotated[Path, typer.Option(help="folder to write the CERT-format release into")],
+    source: Annotated[
+        Path, typer.Option("--from", help="canonical landing folder", exists=True, file_okay=False)
+    ] = SAMPLE_LOGS,
+    release: Annotated[CertRelease, typer.Option(help="CERT layout to write")] = CertRelease.r6,
+    seed: int = 1,
+) -> None:
+    """Write a canonical landing folder in the CERT insider-threat layout, with an answer key
+    (test data: the real CERT data may not be redistributed)."""
+    from insiderwatch.adapters.cert_writer import write_cert
+
+    written = write_cert(source, out, release.value, seed)
+    for name, rows in written.items():
+        console.print(f"{name}: {rows:,} records")
+    console.print(f"wrote {out} ({release.value}; LDAP/ and answers/ beside the files)")
+
+
 @schemas_app.command("write-suites")
 def schemas_write_suites() -> None:
     """Regenerate the Great Expectations suites from the canonical schema."""

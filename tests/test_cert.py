@@ -19,6 +19,7 @@ from insiderwatch.adapters import detect_format, stage
 from insiderwatch.adapters.cert import read_answers
 from insiderwatch.adapters.cert_writer import write_cert
 from insiderwatch.cli import app
+from insiderwatch.config import config_for_logs
 from insiderwatch.ingest import ingest
 from insiderwatch.readers import FileError, iter_csv_blocks
 from insiderwatch.store import EventStore
@@ -99,14 +100,8 @@ def _release(root: Path, r6: bool = True) -> Path:
     return root
 
 
-def _config(root: Path):
-    from insiderwatch.config import config_for_logs
-
-    return config_for_logs(root)
-
-
 def _ingest(root: Path, store: Path | None, gate=None):
-    config = _config(root)
+    config = config_for_logs(root)
     staged = stage(root, "auto", root.parent / f"{root.name}-staged", config)
     report = ingest(staged.folder, EventStore(store) if store else None, config, AS_OF, gate=gate)
     return staged, report
@@ -338,3 +333,24 @@ def test_a_generated_incident_in_cert_format_is_detected_by_the_daily_run(
     names = pl.read_csv(cert_release / "answers" / "scenario_names.csv", infer_schema=False)
     usb = names.filter(pl.col("name") == "usb_after_hours")["scenario"].item()
     assert rows[usb][0] == "1/1", result.output
+
+
+def test_samples_cert_writes_the_r4_layout_and_it_stages_whole(tmp_path: Path) -> None:
+    out = tmp_path / "r4.2"
+    result = CliRunner().invoke(
+        app, ["samples", "cert", "--out", str(out), "--release", "r4.2", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    for cert_file in spec.EVENT_FILES:
+        header = (out / cert_file.name).read_text(encoding="utf-8").split("\n", 1)[0]
+        assert tuple(header.split(",")) == cert_file.layouts[0]
+    # r4 has no web activity, no received mail, and only removable-media copies in file.csv.
+    staged = stage(out, "auto", tmp_path / "staged", config_for_logs(out))
+    assert staged.format == "cert" and staged.reconciles
+    assert staged.staged == sum(staged.vendor_rows.values()) > 0
+    web = pl.read_parquet(tmp_path / "staged" / "web")
+    assert set(web["action"]) == {"visit"}
+    files = pl.read_parquet(tmp_path / "staged" / "file_access")
+    assert set(files["destination"]) == {"removable"}
+    mail = pl.read_parquet(tmp_path / "staged" / "mail")
+    assert set(mail["direction"]) == {"outbound"}
