@@ -36,6 +36,11 @@ def _scored_day() -> str:
         "logs": Param(os.environ.get("INSIDERWATCH_LOGS", "sample_logs"), type="string"),
         "store": Param(os.environ.get("INSIDERWATCH_STORE", "store"), type="string"),
         "db": Param(os.environ.get("INSIDERWATCH_DB", ""), type="string"),
+        "format": Param(
+            os.environ.get("INSIDERWATCH_FORMAT", "auto"),
+            type="string",
+            enum=["auto", "canonical", "cert", "m365"],
+        ),
     },
     doc_md=__doc__,
 )
@@ -44,7 +49,9 @@ def insider_daily():
     def ingest(params=None) -> dict:
         from insiderwatch.tasks import ingest_day
 
-        return ingest_day(params["logs"], params["store"], params["db"] or None, _scored_day())
+        return ingest_day(
+            params["logs"], params["store"], params["db"] or None, _scored_day(), params["format"]
+        )
 
     @task
     def quality_gate(summary: dict) -> dict:

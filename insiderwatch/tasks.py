@@ -25,8 +25,14 @@ def _db(store: str, db: str | None) -> Database:
     return Database(db or default_url(Path(store)))
 
 
-def ingest_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any]:
-    """Ingest the day's landing files through the quality gate; record the run."""
+def ingest_day(
+    logs: str, store: str, db: str | None, day: str, fmt: str = "auto"
+) -> dict[str, Any]:
+    """Ingest the day's landing files through the quality gate; record the run. A vendor
+    format (``fmt``, or told from the files) is staged for that day first."""
+    import tempfile
+
+    from insiderwatch.adapters import stage
     from insiderwatch.ingest import ingest
     from insiderwatch.quality import QualityGate
 
@@ -34,10 +40,14 @@ def ingest_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any
     config = config_for_logs(Path(logs))
     database = _db(store, db)
     run_id = uuid.uuid4().hex[:12]
-    database.start_run(run_id, "ingest", datetime.now(), {"logs": logs, "day": day})
-    report = ingest(
-        Path(logs), EventStore(Path(store)), config, scored, scored, scored, QualityGate()
-    )
+    database.start_run(run_id, "ingest", datetime.now(), {"logs": logs, "day": day, "format": fmt})
+    Path(store).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=store) as scratch:
+        staged = stage(Path(logs), fmt, Path(scratch) / "landing", config, scored, scored)
+        report = ingest(
+            staged.folder, EventStore(Path(store)), config, scored, scored, scored, QualityGate()
+        )
+    report.warnings[:0] = staged.warnings
     database.record_counts(run_id, report.counts)
     database.finish_run(
         run_id,
