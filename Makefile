@@ -30,6 +30,7 @@ bench: setup
 	$(UV) run python benchmarks/daily.py
 	$(UV) run python benchmarks/lookback.py
 	$(UV) run python benchmarks/reports.py
+	$(UV) run python benchmarks/cert_stream.py
 
 # Rebuild the committed sample (fixed seed); commit the result.
 samples: setup

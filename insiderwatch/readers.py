@@ -176,6 +176,9 @@ def _decode(data: bytes) -> _Decoded:
     return _decode_by_line(data, "utf-8" if utf8_lines >= non_utf8 else "cp932")
 
 
+decode_text = _decode  # for adapters that parse text themselves (JSON exports)
+
+
 def _decodes(b: bytes, encoding: str) -> bool:
     try:
         b.decode(encoding)

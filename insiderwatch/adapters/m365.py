@@ -10,6 +10,7 @@ are counted per operation and reported, not staged.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from insiderwatch.readers import (
     FileError,
     RawBatch,
     Reject,
-    _decode,
+    decode_text,
     iter_csv_blocks,
 )
 from schemas import m365 as spec
@@ -64,8 +65,6 @@ def _kind(path: Path) -> str | None:
 
 
 def _head(path: Path, size: int = 4096) -> str:
-    import gzip
-
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
@@ -165,10 +164,8 @@ def _audit_json(path: Path, rel: str) -> Iterator[RawBatch]:
     """JSON array or JSON lines -> batches of (AuditData text, line of the record's start)."""
     data = path.read_bytes()
     if path.name.endswith(".gz"):
-        import gzip
-
         data = gzip.decompress(data)
-    decoded = _decode(data)
+    decoded = decode_text(data)
     text = decoded.text if decoded.text is not None else "\n".join(decoded.lines or [])
     records: list[str] = []
     lines: list[int] = []
