@@ -46,7 +46,7 @@ id,date,user,pc,activity
 {I0N5-R7NA26TG-6263KNGM},01/05/2010 23:48:00,BKN0003,PC-2104,Logon
 {A1B2-C3D4E5F6-G7H8I9J0},01/05/2010 09:00:00,AIM0002,PC-6377,Logn
 {Q9W8-E7R6T5Y4-U3I2O1P0},13/45/2010 09:00:00,AIM0002,PC-6377,Logon
-{Z1Z1-Z1Z1Z1Z1-Z1Z1Z1Z1},01/05/2010 09:30:00,XXX9999,PC-0001,Logon
+{Z1Z1-Z1Z1Z1Z1-Z1Z1Z1Z1},01/05/2010 09:30:00,ZZZ9999,PC-0001,Logon
 {K1K1-K1K1K1K1-K1K1K1K1},01/05/2010 10:00:00,AIM0002,PC-6377
 """
 DEVICE_R6 = """\
@@ -199,7 +199,7 @@ def test_bad_cert_records_are_quarantined_with_the_cert_file_and_line(tmp_path: 
     assert quarantine.rows() == [
         ("logon.csv", 6, "unknown activity 'Logn'"),
         ("logon.csv", 7, "unparseable timestamp '13/45/2010 09:00:00'"),
-        ("logon.csv", 8, "unknown user 'XXX9999' (not in the roster)"),
+        ("logon.csv", 8, "unknown user 'ZZZ9999' (not in the roster)"),
         ("logon.csv", 9, "expected 5 fields, found 4"),
     ]
     logon = [c for c in report.counts if c.source == "logon"]

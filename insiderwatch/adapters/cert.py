@@ -71,7 +71,7 @@ def stage_cert(
             header = tuple(c for c in batch.frame.columns if c != LINE)
             layout = _layout(cert_file, header, rel)
             read += batch.rows_read
-            mapped, day = _map(cert_file, layout, batch.frame)
+            mapped, day = _map(cert_file, layout)
             rows = batch.frame.select(staged_rows(mapped, day, cert_file.source, rel))
             rows = pl.concat([rows, rejects_frame(batch, cert_file.source, rel)])
             staged.outside_window += writer.write(rows, start, end)
@@ -103,9 +103,7 @@ def _activity(cert_file: spec.CertFile) -> pl.Expr:
     return pl.col("activity").str.strip_chars().replace(cert_file.activity)
 
 
-def _map(
-    cert_file: spec.CertFile, layout: tuple[str, ...], frame: pl.DataFrame
-) -> tuple[dict[str, pl.Expr], pl.Expr]:
+def _map(cert_file: spec.CertFile, layout: tuple[str, ...]) -> tuple[dict[str, pl.Expr], pl.Expr]:
     timestamp, day = iso_local(pl.col("date"), spec.TIMESTAMP_FORMAT)
     common = {"timestamp": timestamp, "user": pl.col("user"), "host": pl.col("pc")}
     has_activity = "activity" in layout
