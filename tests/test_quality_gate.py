@@ -97,3 +97,37 @@ def test_each_suite_fails_on_a_broken_copy(source: str, gate, tmp_path) -> None:
     assert counts[0].gate.startswith("failed: ")
     assert column in counts[0].gate
     assert counts[0].stored == 0 and counts[0].quarantined == frame.height
+
+
+def test_the_small_hand_off_keeps_what_each_expectation_sees(gate) -> None:
+    """Nulls in a text column, values outside a set and numbers below a minimum still fail the
+    gate with the share of rows, though GX sees flags, categories and numbers."""
+    n = 200
+    frame = pl.DataFrame(
+        {
+            "timestamp": [None] * 20 + ["2024-04-01T00:00:00+00:00"] * (n - 20),
+            "user": ["u1"] * (n - 30) + [None] * 30,
+            "host": ["PC-1"] * n,
+            "action": ["read"] * (n - 40) + ["FileAccessed"] * 40,
+            "path": ["\\\\fs\\a.txt"] * n,
+            "bytes": [10] * (n - 50) + [-1] * 50,
+            "destination": ["share"] * n,
+            "system": [None] * n,
+            "classification": [None] * n,
+        }
+    )
+    result = gate.validate("file_access", frame)
+    assert not result.success
+    failures = "; ".join(result.failures)
+    assert "expect_column_values_to_not_be_null on timestamp (10.0% of rows)" in failures
+    assert "expect_column_values_to_not_be_null on user (15.0% of rows)" in failures
+    assert "expect_column_values_to_be_in_set on action (20.0% of rows)" in failures
+    assert "expect_column_values_to_be_between on bytes (25.0% of rows)" in failures
+    assert "host" not in failures and "path" not in failures
+    clean = frame.with_columns(
+        pl.lit("2024-04-01T00:00:00+00:00").alias("timestamp"),
+        pl.lit("u1").alias("user"),
+        pl.lit("read").alias("action"),
+        pl.lit(10).alias("bytes"),
+    )
+    assert gate.validate("file_access", clean).success
