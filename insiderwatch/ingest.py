@@ -146,99 +146,113 @@ def parse_timestamp(expr: pl.Expr, tz: str) -> pl.Expr:
     return pl.when(has_offset).then(with_offset).otherwise(naive)
 
 
-def _column_checks(column: Column, tz: str) -> tuple[pl.Expr, list[pl.Expr]]:
-    """The typed value of one column and the reasons a row's value is wrong (null = fine)."""
-    name = column.name
-    raw = _clean(name)
-    reasons: list[pl.Expr] = []
-    limit = column.max_chars or MAX_FIELD_CHARS
-    if column.kind != "list":
-        reasons.append(
-            pl.when(raw.str.len_chars() > limit).then(
-                pl.lit(f"{name} longer than {limit} characters")
-            )
-        )
-    if not column.nullable and column.kind != "list":
-        reasons.append(pl.when(raw.is_null()).then(pl.lit(f"missing {name}")))
+Check = tuple[pl.Expr, pl.Expr]  # (the row is wrong when, why in words)
+
+
+def _when(condition: pl.Expr) -> _Then:
+    return _Then(condition)
+
+
+@dataclass(frozen=True)
+class _Then:
+    condition: pl.Expr
+
+    def then(self, message: pl.Expr) -> Check:
+        return (self.condition, message)
+
+
+def _typed(column: Column, raw: pl.Expr, tz: str) -> pl.Expr:
+    """The typed value of a column from its cleaned text (null where it does not parse)."""
     if column.kind == "str":
-        typed = raw
-    elif column.kind == "int":
-        typed = raw.cast(pl.Int64, strict=False)
-        reasons.append(
-            pl.when(raw.is_not_null() & typed.is_null()).then(
-                pl.format(f"{name} is not an integer: '{{}}'", _shown(raw))
-            )
-        )
-        if column.minimum is not None:
-            reasons.append(
-                pl.when(typed < column.minimum).then(
-                    pl.format(f"{name} is negative: {{}}", typed.cast(pl.String))
-                    if column.minimum == 0
-                    else pl.format(f"{name} below {column.minimum}: {{}}", typed.cast(pl.String))
-                )
-            )
-    elif column.kind == "bool":
+        return raw
+    if column.kind == "int":
+        return raw.cast(pl.Int64, strict=False)
+    if column.kind == "bool":
         lowered = raw.str.to_lowercase()
-        typed = (
+        return (
             pl.when(lowered.is_in(_TRUE))
             .then(True)
             .when(lowered.is_in(_FALSE) | lowered.is_null())
             .then(False)
             .otherwise(None)
         )
-        reasons.append(
-            pl.when(raw.is_not_null() & typed.is_null()).then(
-                pl.format(f"{name} is not true or false: '{{}}'", _shown(raw))
-            )
-        )
-    elif column.kind == "date":
-        typed = raw.str.to_date("%Y-%m-%d", strict=False)
-        reasons.append(
-            pl.when(raw.is_not_null() & typed.is_null()).then(
-                pl.format(f"{name} is not a date (YYYY-MM-DD): '{{}}'", _shown(raw))
-            )
-        )
-    elif column.kind == "timestamp":
-        typed = parse_timestamp(raw, tz)
-        reasons.append(
-            pl.when(raw.is_not_null() & typed.is_null()).then(
-                pl.format("unparseable timestamp '{}'", _shown(raw))
-            )
-        )
-    elif column.kind == "enum":
-        typed = raw.str.to_lowercase()
-        reasons.append(
-            pl.when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
-                pl.format(f"unknown {name} '{{}}'", _shown(raw))
-            )
-        )
-    elif column.kind == "classification":
+    if column.kind == "date":
+        return raw.str.to_date("%Y-%m-%d", strict=False)
+    if column.kind == "timestamp":
+        return parse_timestamp(raw, tz)
+    if column.kind == "enum":
+        return raw.str.to_lowercase()
+    if column.kind == "classification":
         folded = raw.str.to_lowercase().str.replace_all(r"\s+", " ")
-        typed = folded.replace_strict(
-            CLASSIFICATION_ALIASES, default=folded, return_dtype=pl.String
-        )
-        reasons.append(
-            pl.when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
-                pl.format("unknown classification '{}'", _shown(raw))
-            )
-        )
-    elif column.kind == "list":
-        typed = (
+        return folded.replace_strict(CLASSIFICATION_ALIASES, default=folded, return_dtype=pl.String)
+    if column.kind == "list":
+        items = (
             raw.str.split(";")
             .list.eval(pl.element().str.strip_chars())
             .list.eval(pl.element().filter(pl.element() != ""))
         )
-        typed = pl.when(raw.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(typed)
-        reasons.append(
-            pl.when(raw.str.len_chars() > MAX_FIELD_CHARS).then(
+        return pl.when(raw.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(items)
+    raise ValueError(column.kind)  # pragma: no cover - the schema's Kind literal is exhaustive
+
+
+def _checks(column: Column, raw: pl.Expr, typed: pl.Expr) -> list[Check]:
+    """What is wrong with a value, from its cleaned text and its typed value."""
+    name = column.name
+    checks: list[Check] = []
+    limit = column.max_chars or MAX_FIELD_CHARS
+    if column.kind == "list":
+        checks.append(
+            _when(raw.str.len_chars() > MAX_FIELD_CHARS).then(
                 pl.lit(f"{name} longer than {MAX_FIELD_CHARS} characters")
             )
         )
         if not column.nullable:
-            reasons.append(pl.when(typed.list.len() == 0).then(pl.lit(f"missing {name}")))
-    else:  # pragma: no cover - the schema's Kind literal is exhaustive
-        raise ValueError(column.kind)
-    return typed.alias(name), reasons
+            checks.append(_when(typed.list.len() == 0).then(pl.lit(f"missing {name}")))
+        return checks
+    checks.append(
+        _when(raw.str.len_chars() > limit).then(pl.lit(f"{name} longer than {limit} characters"))
+    )
+    if not column.nullable:
+        checks.append(_when(raw.is_null()).then(pl.lit(f"missing {name}")))
+    unparsed = raw.is_not_null() & typed.is_null()
+    if column.kind == "int":
+        checks.append(
+            _when(unparsed).then(pl.format(f"{name} is not an integer: '{{}}'", _shown(raw)))
+        )
+        if column.minimum is not None:
+            shown = typed.cast(pl.String)
+            checks.append(
+                _when(typed < column.minimum).then(
+                    pl.format(f"{name} is negative: {{}}", shown)
+                    if column.minimum == 0
+                    else pl.format(f"{name} below {column.minimum}: {{}}", shown)
+                )
+            )
+    elif column.kind == "bool":
+        checks.append(
+            _when(unparsed).then(pl.format(f"{name} is not true or false: '{{}}'", _shown(raw)))
+        )
+    elif column.kind == "date":
+        checks.append(
+            _when(unparsed).then(
+                pl.format(f"{name} is not a date (YYYY-MM-DD): '{{}}'", _shown(raw))
+            )
+        )
+    elif column.kind == "timestamp":
+        checks.append(_when(unparsed).then(pl.format("unparseable timestamp '{}'", _shown(raw))))
+    elif column.kind == "enum":
+        checks.append(
+            _when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
+                pl.format(f"unknown {name} '{{}}'", _shown(raw))
+            )
+        )
+    elif column.kind == "classification":
+        checks.append(
+            _when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
+                pl.format("unknown classification '{}'", _shown(raw))
+            )
+        )
+    return checks
 
 
 def _raw_json(source: Source) -> pl.Expr:
@@ -246,17 +260,41 @@ def _raw_json(source: Source) -> pl.Expr:
 
 
 def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame:
-    """Typed canonical columns, ``raw`` (the record as read) and ``_reasons`` (list of words)."""
-    typed: list[pl.Expr] = []
-    reasons: list[pl.Expr] = []
-    for column in source.columns:
-        value, why = _column_checks(column, tz)
-        typed.append(value)
-        reasons.extend(why)
-    return frame.with_columns(
-        _raw_json(source).alias("raw"),
-        pl.concat_list([r.cast(pl.String) for r in reasons]).list.drop_nulls().alias(REASONS),
-    ).with_columns(typed)
+    """Typed canonical columns, ``raw`` (the record as read) and ``_reasons`` (list of words).
+
+    Each column is cleaned and typed once, into columns of its own; the checks then read those
+    as plain flags, and the words are put together only for the rows that fail one, which are
+    few, so a clean day pays for booleans, not for strings.
+    """
+    columns = source.columns
+    clean = {c.name: f"__clean_{c.name}" for c in columns}
+    typed = {c.name: f"__typed_{c.name}" for c in columns}
+    frame = frame.with_columns(
+        _raw_json(source).alias("raw"), *[_clean(c.name).alias(clean[c.name]) for c in columns]
+    ).with_columns(_typed(c, pl.col(clean[c.name]), tz).alias(typed[c.name]) for c in columns)
+    checks = [
+        check for c in columns for check in _checks(c, pl.col(clean[c.name]), pl.col(typed[c.name]))
+    ]
+    wrong = frame.select(pl.any_horizontal([c.fill_null(False) for c, _ in checks])).to_series()
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    if wrong.any():
+        words = pl.concat_list(
+            [pl.when(c).then(m).cast(pl.String) for c, m in checks]
+        ).list.drop_nulls()
+        flagged = frame.filter(wrong).select(
+            wrong.arg_true().cast(pl.UInt32).alias("_row"), words.alias(REASONS)
+        )
+        frame = (
+            frame.with_row_index("_row")
+            .join(flagged, on="_row", how="left", maintain_order="left")
+            .drop("_row")
+            .with_columns(pl.col(REASONS).fill_null(empty))
+        )
+    else:
+        frame = frame.with_columns(empty.alias(REASONS))
+    return frame.with_columns(pl.col(typed[c.name]).alias(c.name) for c in columns).drop(
+        *clean.values(), *typed.values()
+    )
 
 
 def _add_reason(condition: pl.Expr, message: pl.Expr) -> pl.Expr:

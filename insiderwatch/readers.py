@@ -212,7 +212,9 @@ def _decode_by_line(data: bytes, encoding: str) -> _Decoded:
 def _read_csv(data: bytes, rel: str) -> RawBatch:
     decoded = _decode(data)
     if decoded.text is not None:
-        fast = _csv_fast(decoded.text, rel)
+        # Valid UTF-8 goes to polars as the bytes read, not encoded again from the text.
+        payload = data.removeprefix(_BOM) if decoded.encoding.startswith("utf-8") else None
+        fast = _csv_fast(decoded.text, rel, payload)
         if fast is not None:
             return RawBatch(rel, fast, encoding=decoded.encoding)
         lines = decoded.text.split("\n")
@@ -222,8 +224,13 @@ def _read_csv(data: bytes, rel: str) -> RawBatch:
     return _csv_slow(lines, decoded.bad_lines, rel, decoded.encoding)
 
 
+def _first_line(text: str) -> str:
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
 def _header_fields(text: str, rel: str) -> list[str]:
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first = _first_line(text).rstrip("\r")
     if not first.strip():
         raise FileError(rel, 1, "no header line: the first line is blank")
     header = [h.strip() for h in next(csv.reader([first]))]
@@ -233,10 +240,15 @@ def _header_fields(text: str, rel: str) -> list[str]:
     return header
 
 
-def _csv_fast(text: str, rel: str) -> pl.DataFrame | None:
-    """Parse with polars; None when the file needs the exact (slow) reader."""
+def _csv_fast(text: str, rel: str, payload: bytes | None = None) -> pl.DataFrame | None:
+    """Parse with polars; None when the file needs the exact (slow) reader.
+
+    Polars fills a short record with nulls without a word, so the result is accepted only when
+    the file's separators and line breaks are exactly those the parsed records account for.
+    """
     header = _header_fields(text, rel)
-    payload = text.encode("utf-8")
+    if payload is None:
+        payload = text.encode("utf-8")
     try:
         frame = pl.read_csv(payload, infer_schema=False, has_header=True, raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
@@ -246,19 +258,25 @@ def _csv_fast(text: str, rel: str) -> pl.DataFrame | None:
     frame.columns = header
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(LINE))
+    # Counted on the UTF-8 bytes: a comma or line break byte is never part of another character.
     values = [pl.col(c).fill_null("") for c in frame.columns]
-    counts = frame.select(
-        commas=pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum(),
-        newlines=pl.sum_horizontal([v.str.count_matches("\n", literal=True) for v in values]),
-    )
-    embedded_newlines = counts["newlines"]
-    header_commas = text.split("\n", 1)[0].count(",")
-    value_commas = int(counts["commas"][0] or 0)
-    if text.count(",") != header_commas + (frame.width - 1) * frame.height + value_commas:
+    value_commas = frame.select(
+        pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum()
+    ).item()
+    header_commas = _first_line(text).count(",")
+    if payload.count(b",") != header_commas + (frame.width - 1) * frame.height + (
+        value_commas or 0
+    ):
         return None
+    physical = payload.count(b"\n") + (0 if payload.endswith(b"\n") else 1)
+    if physical == 1 + frame.height:
+        # One line a record: no value holds a line break and no line is blank.
+        return frame.with_columns(pl.int_range(2, frame.height + 2, dtype=pl.Int64).alias(LINE))
+    embedded_newlines = frame.select(
+        pl.sum_horizontal([v.str.count_matches("\n", literal=True) for v in values])
+    ).to_series()
     # Physical lines: header, then each record's first line plus its embedded newlines.
     body_lines = frame.height + int(embedded_newlines.sum() or 0)
-    physical = text.count("\n") + (0 if text.endswith("\n") else 1)
     if physical != 1 + body_lines:
         return None  # blank lines or stray breaks: let the exact reader account for them
     starts = (

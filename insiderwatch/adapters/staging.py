@@ -57,12 +57,11 @@ class StagingWriter:
     def write(self, frame: pl.DataFrame, start: date | None, end: date | None) -> int:
         """Write ``frame`` (canonical columns, origin columns, ``_day``); returns the rows
         dated outside [start, end], which are not written."""
-        inside = pl.lit(True)
+        keep = frame
         if start is not None:
-            inside = inside & (pl.col(DAY) >= start)
+            keep = keep.filter((pl.col(DAY) >= start).fill_null(True))
         if end is not None:
-            inside = inside & (pl.col(DAY) <= end)
-        keep = frame.filter(inside.fill_null(True))
+            keep = keep.filter((pl.col(DAY) <= end).fill_null(True))
         outside = frame.height - keep.height
         columns = [*self.source.names, ORIGIN_FILE, ORIGIN_LINE, REJECT, REJECT_RAW]
         for (day,), part in keep.partition_by(DAY, as_dict=True, maintain_order=True).items():
