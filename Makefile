@@ -28,6 +28,7 @@ format: setup
 bench: setup
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/daily.py
+	$(UV) run python benchmarks/floor.py
 	$(UV) run python benchmarks/lookback.py
 	$(UV) run python benchmarks/reports.py
 	$(UV) run python benchmarks/cert_stream.py
