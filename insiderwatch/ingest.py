@@ -255,12 +255,19 @@ def _checks(column: Column, raw: pl.Expr, typed: pl.Expr) -> list[Check]:
     return checks
 
 
+RAW = "__raw_"  # prefix of the columns that keep a row's values as read
+
+
 def _raw_json(source: Source) -> pl.Expr:
-    return pl.struct([pl.col(c.name) for c in source.columns]).struct.json_encode()
+    """The record as read, as JSON: built only for rows that go to quarantine."""
+    return pl.struct(
+        [pl.col(RAW + c.name).alias(c.name) for c in source.columns]
+    ).struct.json_encode()
 
 
 def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame:
-    """Typed canonical columns, ``raw`` (the record as read) and ``_reasons`` (list of words).
+    """Typed canonical columns, the values as read (``__raw_<column>``, for quarantine) and
+    ``_reasons`` (list of words).
 
     Each column is cleaned and typed once, into columns of its own; the checks then read those
     as plain flags, and the words are put together only for the rows that fail one, which are
@@ -269,9 +276,9 @@ def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame
     columns = source.columns
     clean = {c.name: f"__clean_{c.name}" for c in columns}
     typed = {c.name: f"__typed_{c.name}" for c in columns}
-    frame = frame.with_columns(
-        _raw_json(source).alias("raw"), *[_clean(c.name).alias(clean[c.name]) for c in columns]
-    ).with_columns(_typed(c, pl.col(clean[c.name]), tz).alias(typed[c.name]) for c in columns)
+    frame = frame.with_columns(_clean(c.name).alias(clean[c.name]) for c in columns).with_columns(
+        _typed(c, pl.col(clean[c.name]), tz).alias(typed[c.name]) for c in columns
+    )
     checks = [
         check for c in columns for check in _checks(c, pl.col(clean[c.name]), pl.col(typed[c.name]))
     ]
@@ -292,8 +299,10 @@ def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame
         )
     else:
         frame = frame.with_columns(empty.alias(REASONS))
-    return frame.with_columns(pl.col(typed[c.name]).alias(c.name) for c in columns).drop(
-        *clean.values(), *typed.values()
+    return (
+        frame.drop(*clean.values())
+        .rename({c.name: RAW + c.name for c in columns})
+        .rename({typed[c.name]: c.name for c in columns})
     )
 
 
@@ -378,13 +387,16 @@ def load_roster(logs: Path, config: Config) -> Roster:
 
 
 def _quarantine_rows(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    raw = _raw_json(SOURCES[source])
+    if REJECT_RAW in frame.columns:  # a record an adapter could not split: its text
+        raw = pl.coalesce(REJECT_RAW, raw)
     return frame.select(
         pl.lit(source).alias("source"),
         pl.col(FILE),
         pl.col(LINE).alias("source_line"),
         pl.col("local_date"),
         pl.col(REASONS).list.join("; ").alias("reason"),
-        pl.col("raw"),
+        raw.alias("raw"),
     ).cast(QUARANTINE_SCHEMA)
 
 
@@ -497,7 +509,6 @@ def check_events(
             .then(pl.concat_list(REJECT))
             .otherwise(pl.col(REASONS))
             .alias(REASONS),
-            pl.when(rejected).then(pl.col(REJECT_RAW)).otherwise(pl.col("raw")).alias("raw"),
         )
     return checked.drop("_event_day")
 
