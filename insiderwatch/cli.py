@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
 import uuid
+from contextlib import ExitStack
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -174,7 +174,7 @@ def _run_ingest(
     A vendor format is first staged as canonical files in a scratch folder (see
     ``insiderwatch.adapters``); quarantine rows still name the vendor file and line.
     """
-    from insiderwatch.adapters import stage
+    from insiderwatch.adapters import staged_landing
 
     try:
         config = config_for_logs(logs, config_file)
@@ -182,20 +182,19 @@ def _run_ingest(
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from exc
     as_of = as_of or _today(config.site.timezone)
-    if store_root is not None:
-        store_root.mkdir(parents=True, exist_ok=True)
-    # Staged files sit beside the store (a vendor export can be large), gone after the run.
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=store_root) as scratch:
+    with ExitStack() as scratch:
         try:
             with console.status(f"reading {logs} ({fmt})") as status:
-                staged = stage(
-                    logs,
-                    fmt,
-                    Path(scratch) / "landing",
-                    config,
-                    start,
-                    end,
-                    progress=lambda message: status.update(f"staging {message}"),
+                staged = scratch.enter_context(
+                    staged_landing(
+                        logs,
+                        fmt,
+                        store_root,
+                        config,
+                        start,
+                        end,
+                        progress=lambda message: status.update(f"staging {message}"),
+                    )
                 )
         except FileError as exc:
             console.print(f"[red]error:[/red] {exc}")
@@ -204,9 +203,7 @@ def _run_ingest(
             console.print(staged.summary())
             if not staged.reconciles:  # pragma: no cover - a bug, never bad input
                 raise AssertionError(f"the staged records do not reconcile: {staged}")
-        return _ingest_staged(
-            staged, logs, store_root, start, end, as_of, config, db_url, staged.warnings
-        )
+        return _ingest_staged(staged, logs, store_root, start, end, as_of, config, db_url)
 
 
 def _ingest_staged(
@@ -218,7 +215,6 @@ def _ingest_staged(
     as_of: date,
     config,
     db_url: str | None,
-    adapter_warnings: list[str],
 ):
     from insiderwatch.db import Database, default_url
     from insiderwatch.ingest import ingest
@@ -274,7 +270,7 @@ def _ingest_staged(
             if database:
                 database.finish_run(run_id, datetime.now(), "failed", {"error": str(exc)})
             raise typer.Exit(1) from exc
-    report.warnings[:0] = adapter_warnings
+    report.warnings[:0] = staged.warnings
     _print_report(report, "stored" if store is not None else "would store")
     if database:
         database.record_counts(run_id, report.counts)

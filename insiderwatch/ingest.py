@@ -149,18 +149,6 @@ def parse_timestamp(expr: pl.Expr, tz: str) -> pl.Expr:
 Check = tuple[pl.Expr, pl.Expr]  # (the row is wrong when, why in words)
 
 
-def _when(condition: pl.Expr) -> _Then:
-    return _Then(condition)
-
-
-@dataclass(frozen=True)
-class _Then:
-    condition: pl.Expr
-
-    def then(self, message: pl.Expr) -> Check:
-        return (self.condition, message)
-
-
 def _typed(column: Column, raw: pl.Expr, tz: str) -> pl.Expr:
     """The typed value of a column from its cleaned text (null where it does not parse)."""
     if column.kind == "str":
@@ -202,54 +190,50 @@ def _checks(column: Column, raw: pl.Expr, typed: pl.Expr) -> list[Check]:
     limit = column.max_chars or MAX_FIELD_CHARS
     if column.kind == "list":
         checks.append(
-            _when(raw.str.len_chars() > MAX_FIELD_CHARS).then(
-                pl.lit(f"{name} longer than {MAX_FIELD_CHARS} characters")
+            (
+                raw.str.len_chars() > MAX_FIELD_CHARS,
+                pl.lit(f"{name} longer than {MAX_FIELD_CHARS} characters"),
             )
         )
         if not column.nullable:
-            checks.append(_when(typed.list.len() == 0).then(pl.lit(f"missing {name}")))
+            checks.append((typed.list.len() == 0, pl.lit(f"missing {name}")))
         return checks
-    checks.append(
-        _when(raw.str.len_chars() > limit).then(pl.lit(f"{name} longer than {limit} characters"))
-    )
+    checks.append((raw.str.len_chars() > limit, pl.lit(f"{name} longer than {limit} characters")))
     if not column.nullable:
-        checks.append(_when(raw.is_null()).then(pl.lit(f"missing {name}")))
+        checks.append((raw.is_null(), pl.lit(f"missing {name}")))
     unparsed = raw.is_not_null() & typed.is_null()
     if column.kind == "int":
-        checks.append(
-            _when(unparsed).then(pl.format(f"{name} is not an integer: '{{}}'", _shown(raw)))
-        )
+        checks.append((unparsed, pl.format(f"{name} is not an integer: '{{}}'", _shown(raw))))
         if column.minimum is not None:
             shown = typed.cast(pl.String)
             checks.append(
-                _when(typed < column.minimum).then(
+                (
+                    typed < column.minimum,
                     pl.format(f"{name} is negative: {{}}", shown)
                     if column.minimum == 0
-                    else pl.format(f"{name} below {column.minimum}: {{}}", shown)
+                    else pl.format(f"{name} below {column.minimum}: {{}}", shown),
                 )
             )
     elif column.kind == "bool":
-        checks.append(
-            _when(unparsed).then(pl.format(f"{name} is not true or false: '{{}}'", _shown(raw)))
-        )
+        checks.append((unparsed, pl.format(f"{name} is not true or false: '{{}}'", _shown(raw))))
     elif column.kind == "date":
         checks.append(
-            _when(unparsed).then(
-                pl.format(f"{name} is not a date (YYYY-MM-DD): '{{}}'", _shown(raw))
-            )
+            (unparsed, pl.format(f"{name} is not a date (YYYY-MM-DD): '{{}}'", _shown(raw)))
         )
     elif column.kind == "timestamp":
-        checks.append(_when(unparsed).then(pl.format("unparseable timestamp '{}'", _shown(raw))))
+        checks.append((unparsed, pl.format("unparseable timestamp '{}'", _shown(raw))))
     elif column.kind == "enum":
         checks.append(
-            _when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
-                pl.format(f"unknown {name} '{{}}'", _shown(raw))
+            (
+                typed.is_not_null() & ~typed.is_in(column.allowed),
+                pl.format(f"unknown {name} '{{}}'", _shown(raw)),
             )
         )
     elif column.kind == "classification":
         checks.append(
-            _when(typed.is_not_null() & ~typed.is_in(column.allowed)).then(
-                pl.format("unknown classification '{}'", _shown(raw))
+            (
+                typed.is_not_null() & ~typed.is_in(column.allowed),
+                pl.format("unknown classification '{}'", _shown(raw)),
             )
         )
     return checks

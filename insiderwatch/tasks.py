@@ -30,9 +30,7 @@ def ingest_day(
 ) -> dict[str, Any]:
     """Ingest the day's landing files through the quality gate; record the run. A vendor
     format (``fmt``, or told from the files) is staged for that day first."""
-    import tempfile
-
-    from insiderwatch.adapters import stage
+    from insiderwatch.adapters import staged_landing
     from insiderwatch.ingest import ingest
     from insiderwatch.quality import QualityGate
 
@@ -41,9 +39,7 @@ def ingest_day(
     database = _db(store, db)
     run_id = uuid.uuid4().hex[:12]
     database.start_run(run_id, "ingest", datetime.now(), {"logs": logs, "day": day, "format": fmt})
-    Path(store).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=store) as scratch:
-        staged = stage(Path(logs), fmt, Path(scratch) / "landing", config, scored, scored)
+    with staged_landing(Path(logs), fmt, Path(store), config, scored, scored) as staged:
         report = ingest(
             staged.folder, EventStore(Path(store)), config, scored, scored, scored, QualityGate()
         )

@@ -17,7 +17,9 @@ apart by their files.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -121,3 +123,21 @@ def stage(
     from insiderwatch.adapters.m365 import stage_m365
 
     return stage_m365(logs, workdir, config, start, end, progress)
+
+
+@contextmanager
+def staged_landing(
+    logs: Path,
+    fmt: str,
+    store: Path | None,
+    config: Config,
+    start: date | None = None,
+    end: date | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Staged]:
+    """:func:`stage` into a scratch folder beside the store (a vendor export can be large;
+    the system temp folder may be small), removed when the block ends."""
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=store) as scratch:
+        yield stage(logs, fmt, Path(scratch) / "landing", config, start, end, progress)

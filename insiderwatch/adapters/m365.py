@@ -21,7 +21,6 @@ import polars as pl
 
 from insiderwatch.adapters import Progress, Staged
 from insiderwatch.adapters.staging import (
-    DAY,
     StagingWriter,
     rejects_frame,
     staged_rows,
@@ -386,4 +385,4 @@ def _trace_rows(
         "size_bytes": pl.col("_size").str.replace_all(r"[^0-9]", ""),
     }
     rows = grouped.select(staged_rows(mapped, day, "mail", rel))
-    return pl.concat([rows, rejects_frame(batch, "mail", rel)]).with_columns(pl.col(DAY))
+    return pl.concat([rows, rejects_frame(batch, "mail", rel)])

@@ -33,9 +33,9 @@ def iso_local(expr: pl.Expr, fmt: str) -> tuple[pl.Expr, pl.Expr]:
 
 
 def utc_iso(expr: pl.Expr, formats: tuple[str, ...]) -> tuple[pl.Expr, pl.Expr]:
-    """A UTC vendor timestamp as canonical text with ``+00:00`` and its day in ``tz`` later.
-
-    Returns the text and the parsed UTC instant (null when nothing parsed)."""
+    """A UTC vendor timestamp as canonical text with ``+00:00``, and the parsed UTC instant
+    (null when no format fits; the text is then the value unchanged, for the ingest to
+    quarantine)."""
     cleaned = expr.str.strip_chars().str.replace(r"Z$", "").str.replace(r"\.\d+$", "")
     parsed = pl.coalesce(
         [cleaned.str.to_datetime(f, strict=False, time_unit="us") for f in formats]
