@@ -1,12 +1,20 @@
 """insider_daily: yesterday's logs to ranked alerts, every morning at 06:00 Asia/Tokyo.
 
-ingest → quality gate → features → rules ∥ model → scoring → alerts → leavers list (starting
-the lookback of anyone newly on notice) → reports (security team, each supervisor; the inbound
-digest at month and quarter end) → send (by SMTP when the site config enables it). Each task is
-one call
-into ``insiderwatch.tasks`` and works on its own day: the local day before the run's logical
-date (logs of a day are complete once it is over). Paths come from the run's params, which
-default to the INSIDERWATCH_LOGS / INSIDERWATCH_STORE / INSIDERWATCH_DB environment variables.
+ingest → quality gate → features → detection over shards of people → scoring → alerts →
+leavers list (starting the lookback of anyone newly on notice) → reports (security team, each
+supervisor; the inbound digest at month and quarter end) → send (by SMTP when the site config
+enables it).
+
+Detection is mapped over ``shards`` groups of people (dynamic task mapping), so a Celery
+deployment spreads it over its workers: ``baselines`` per shard → ``fit_models`` once, on
+every shard's training rows → ``detect`` (rules and model scores) per shard → ``scoring``
+ranks everyone under one review budget. Any number of shards gives the same alerts.
+
+Each task is one call into ``insiderwatch.tasks`` and works on its own day: the local day
+before the run's logical date (logs of a day are complete once it is over). Paths and the
+shard count come from the run's params, which default to the INSIDERWATCH_LOGS /
+INSIDERWATCH_STORE / INSIDERWATCH_DB / INSIDERWATCH_FORMAT / INSIDERWATCH_SHARDS environment
+variables.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ def _scored_day() -> str:
             type="string",
             enum=["auto", "canonical", "cert", "m365"],
         ),
+        "shards": Param(int(os.environ.get("INSIDERWATCH_SHARDS", "2")), type="integer", minimum=1),
     },
     doc_md=__doc__,
 )
@@ -66,22 +75,34 @@ def insider_daily():
         return features_day(params["logs"], params["store"], summary["day"])
 
     @task
-    def rules(built: dict, params=None) -> dict:
-        from insiderwatch.tasks import rules_day
+    def plan(built: dict, params=None) -> list[dict]:
+        from insiderwatch.tasks import plan_shards
 
-        return rules_day(params["logs"], params["store"], built["day"])
-
-    @task
-    def model(built: dict, params=None) -> dict:
-        from insiderwatch.tasks import model_day
-
-        return model_day(params["logs"], params["store"], built["day"])
+        return plan_shards(built["day"], params["shards"])
 
     @task
-    def scoring(found: dict, scored: dict, params=None) -> dict:
+    def baselines(spec: dict, params=None) -> dict:
+        from insiderwatch.tasks import baselines_day
+
+        return baselines_day(params["store"], spec)
+
+    @task
+    def fit_models(framed: list[dict], params=None) -> dict:
+        from insiderwatch.tasks import fit_models_day
+
+        return fit_models_day(params["store"], framed[0]["day"], len(framed))
+
+    @task
+    def detect(spec: dict, fitted: dict, params=None) -> dict:
+        from insiderwatch.tasks import detect_day
+
+        return detect_day(params["logs"], params["store"], spec)
+
+    @task
+    def scoring(found: list[dict], params=None) -> dict:
         from insiderwatch.tasks import score_day
 
-        return score_day(params["logs"], params["store"], found["day"])
+        return score_day(params["store"], found[0]["day"], len(found))
 
     @task
     def alerts(ranked: dict, params=None) -> dict:
@@ -107,8 +128,10 @@ def insider_daily():
 
         return send_day(params["logs"], params["store"], params["db"] or None, written["folder"])
 
-    built = features(quality_gate(ingest()))
-    send(reports(leavers(alerts(scoring(rules(built), model(built))))))
+    shards = plan(features(quality_gate(ingest())))
+    framed = baselines.expand(spec=shards)
+    found = detect.partial(fitted=fit_models(framed)).expand(spec=shards)
+    send(reports(leavers(alerts(scoring(found)))))
 
 
 DAG = insider_daily()

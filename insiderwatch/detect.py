@@ -6,6 +6,7 @@ kept apart until scoring combines them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -97,9 +98,27 @@ def with_roster(frame: pl.LazyFrame, roster: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def assemble(
-    store: EventStore, start: date, end: date, config: Config, tuning: Tuning
+    store: EventStore,
+    start: date,
+    end: date,
+    config: Config,
+    tuning: Tuning,
+    users: Collection[str] | None = None,
 ) -> Assembled:
-    config = tuning.site(config)
+    """Evidence for ``start``–``end``: every person's, or only ``users``'s (one shard)."""
+    return with_events(evidence_rows(store, start, end, tuning, users), store, start, end, config,
+                       tuning, users)  # fmt: skip
+
+
+def evidence_rows(
+    store: EventStore,
+    start: date,
+    end: date,
+    tuning: Tuning,
+    users: Collection[str] | None = None,
+) -> pl.DataFrame:
+    """The user-days detection works on (training days first), with baselines and the roster
+    as known on each day, in ``KEY`` order."""
     b = tuning.baseline
     frame = evidence_frame(
         store,
@@ -109,18 +128,33 @@ def assemble(
         b.min_history_days,
         b.min_peer_size,
         training_days(tuning),
+        users,
     )
-    roster = roster_lazy(store)
     if frame.is_empty():
-        frame = pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
-    else:
-        # Joins do not keep row order; the model's training sample depends on it.
-        frame = with_roster(frame.lazy(), roster).sort(KEY)
-        frame = with_notice_history(frame, b.window_days).sort(KEY).collect()
+        return pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
+    # Joins do not keep row order; the model's training sample depends on it.
+    frame = with_roster(frame.lazy(), roster_lazy(store)).sort(KEY)
+    return with_notice_history(frame, b.window_days).sort(KEY).collect()
+
+
+def with_events(
+    frame: pl.DataFrame,
+    store: EventStore,
+    start: date,
+    end: date,
+    config: Config,
+    tuning: Tuning,
+    users: Collection[str] | None = None,
+) -> Assembled:
+    """``frame`` (from ``evidence_rows``) with the annotated events of the scored days."""
+    config = tuning.site(config)
+    roster = roster_lazy(store)
     scored = frame.lazy().filter(pl.col("local_date").is_between(start, end))
     events: dict[str, list[pl.LazyFrame]] = {}
     for day in days_between(start, end):
         for source, lf in load_day_events(store, day, config, roster).items():
+            if users is not None:
+                lf = lf.filter(pl.col("user").is_in(list(users)))
             events.setdefault(source, []).append(lf)
     merged = {source: pl.concat(parts) for source, parts in events.items()}
     return Assembled(frame, Evidence(scored, merged), start, end)
@@ -178,27 +212,12 @@ def run_model(
     frame = assembled.frame
     if frame.height == 0:
         return pl.DataFrame(schema=MODEL_SCHEMA)
-    # Only days with a baseline to deviate from can train or be scored.
-    usable = frame.filter(pl.col("peer_days").is_not_null() | (pl.col("history_days") > 0))
+    usable = model_rows(frame)
+    forests = fit_forests(usable, assembled.start, assembled.end, tuning, forests)
     out = []
-    forests = {} if forests is None else forests
     for day in days_between(assembled.start, assembled.end):
         today = usable.filter(pl.col("local_date") == day)
-        # Retrained every ``retrain_every_days`` on a calendar grid, so a day's model is the same
-        # whether the day is run alone or inside a backfill.
-        anchor = day - timedelta(days=day.toordinal() % m.retrain_every_days)
-        if anchor not in forests:
-            train = usable.filter(
-                pl.col("local_date").is_between(
-                    anchor - timedelta(days=m.train_days), anchor, closed="left"
-                )
-            )
-            forests[anchor] = (
-                DeviationForest(m.n_estimators, m.max_samples, m.seed).fit(deviation_matrix(train))
-                if train.height >= m.min_train_rows
-                else None
-            )
-        forest = forests[anchor]
+        forest = forests[retrain_anchor(day, tuning)]
         if today.height == 0 or forest is None:
             continue
         x = deviation_matrix(today)
@@ -220,6 +239,47 @@ def run_model(
     return scored.join(_driver_reasons(scored, frame), on=list(KEY), how="left").select(
         list(MODEL_SCHEMA)
     )
+
+
+def model_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows with a baseline to deviate from: only these can train or be scored."""
+    return frame.filter(pl.col("peer_days").is_not_null() | (pl.col("history_days") > 0))
+
+
+def retrain_anchor(day: date, tuning: Tuning) -> date:
+    """The day a day's model was last retrained on. Retraining follows a calendar grid, so a
+    day's model is the same whether the day is run alone or inside a backfill."""
+    every = tuning.model.retrain_every_days
+    return day - timedelta(days=day.toordinal() % every)
+
+
+def fit_forests(
+    usable: pl.DataFrame,
+    start: date,
+    end: date,
+    tuning: Tuning,
+    forests: dict[date, DeviationForest | None] | None = None,
+) -> dict[date, DeviationForest | None]:
+    """The model of every scored day, by retraining day: fitted on the ``train_days`` of
+    ``usable`` rows (in ``KEY`` order) before it; None when too few rows. Models already in
+    ``forests`` are kept."""
+    m = tuning.model
+    forests = {} if forests is None else forests
+    for day in days_between(start, end):
+        anchor = retrain_anchor(day, tuning)
+        if anchor in forests:
+            continue
+        train = usable.filter(
+            pl.col("local_date").is_between(
+                anchor - timedelta(days=m.train_days), anchor, closed="left"
+            )
+        )
+        forests[anchor] = (
+            DeviationForest(m.n_estimators, m.max_samples, m.seed).fit(deviation_matrix(train))
+            if train.height >= m.min_train_rows
+            else None
+        )
+    return forests
 
 
 def _fmt(name: str):

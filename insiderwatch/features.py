@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from datetime import date, timedelta
 
 import polars as pl
@@ -485,11 +486,14 @@ def evidence_frame(
     min_history: int,
     min_peer: int,
     training_days: int = 0,
+    users: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """User-days from ``start - training_days - window`` to ``end``, with past-only baselines.
 
     Rows before ``start`` are the model's training days; each row's baselines use only the
     ``window`` days before it, so the value for a day never depends on the range asked for.
+    ``users`` keeps only those people's rows (a shard); their peer baselines are still drawn
+    from everyone, so a person's row is the same in a shard as in the whole.
     """
     first = start - timedelta(days=training_days + window)
     days = [first + timedelta(days=i) for i in range((end - first).days + 1)]
@@ -513,8 +517,9 @@ def evidence_frame(
     )
     logs = [pl.col(n).log1p().alias(f"{n}__log") for n in FEATURE_NAMES]
     frame = frame.with_columns(logs)
+    mine = frame if users is None else frame.filter(pl.col("user").is_in(list(users)))
     own = (
-        frame.rolling(
+        mine.rolling(
             index_column="local_date",
             period=f"{window}d",
             closed="left",
@@ -562,7 +567,7 @@ def evidence_frame(
         ]
     peer = peer.select("peer_group", "local_date", pl.col("peer_n").alias("peer_days"), *peer_cols)
     enough = pl.col("history_days").fill_null(0) >= min_history
-    joined = frame.join(own, on=list(KEY), how="left").join(
+    joined = mine.join(own, on=list(KEY), how="left").join(
         peer, on=["peer_group", "local_date"], how="left"
     )
     baseline_cols = [

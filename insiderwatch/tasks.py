@@ -84,36 +84,60 @@ def features_day(logs: str, store: str, day: str) -> dict[str, Any]:
     return {"day": day, "built": [d.isoformat() for d in built]}
 
 
-def rules_day(logs: str, store: str, day: str) -> dict[str, Any]:
+def plan_shards(day: str, shards: int) -> list[dict[str, Any]]:
+    """One item per shard of people, for the DAG's mapped detection tasks."""
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, not {shards}")
+    return [{"day": day, "shard": k, "shards": shards} for k in range(shards)]
+
+
+def baselines_day(store: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A shard's evidence rows with their baselines (the shard's people only)."""
     from detectors.settings import load_tuning
-    from insiderwatch.pipeline import rules_stage
+    from insiderwatch.pipeline import baselines_shard
+
+    scored = _day(spec["day"])
+    rows = baselines_shard(
+        EventStore(Path(store)), scored, scored, load_tuning(), spec["shard"], spec["shards"]
+    )
+    return {**spec, "rows": rows}
+
+
+def fit_models_day(store: str, day: str, shards: int) -> dict[str, Any]:
+    """The day's isolation forest, fitted once on every shard's training rows."""
+    from detectors.settings import load_tuning
+    from insiderwatch.pipeline import fit_shard_models
 
     scored = _day(day)
-    found = rules_stage(
-        EventStore(Path(store)), scored, scored, config_for_logs(Path(logs)), load_tuning()
-    )
-    return {"day": day, "findings": found.height}
+    fitted = fit_shard_models(EventStore(Path(store)), scored, scored, load_tuning(), shards)
+    return {"day": day, "shards": shards, "models": fitted}
 
 
-def model_day(logs: str, store: str, day: str) -> dict[str, Any]:
+def detect_day(logs: str, store: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Rules and model scores for one shard's people."""
     from detectors.settings import load_tuning
-    from insiderwatch.pipeline import model_stage
+    from insiderwatch.pipeline import detect_shard
+
+    scored = _day(spec["day"])
+    counts = detect_shard(
+        EventStore(Path(store)),
+        scored,
+        scored,
+        config_for_logs(Path(logs)),
+        load_tuning(),
+        spec["shard"],
+        spec["shards"],
+    )
+    return {**spec, **counts}
+
+
+def score_day(store: str, day: str, shards: int) -> dict[str, Any]:
+    """Every shard's findings and scores ranked together under the day's review budget."""
+    from detectors.settings import load_tuning
+    from insiderwatch.pipeline import combine_shards
 
     scored = _day(day)
-    scores = model_stage(
-        EventStore(Path(store)), scored, scored, config_for_logs(Path(logs)), load_tuning()
-    )
-    return {"day": day, "scored": scores.height}
-
-
-def score_day(logs: str, store: str, day: str) -> dict[str, Any]:
-    from detectors.settings import load_tuning
-    from insiderwatch.pipeline import scoring_stage
-
-    scored = _day(day)
-    alerts = scoring_stage(
-        EventStore(Path(store)), scored, scored, config_for_logs(Path(logs)), load_tuning()
-    )
+    alerts = combine_shards(EventStore(Path(store)), scored, scored, load_tuning(), shards)
     return {"day": day, "alerts": alerts.height, "budgeted": int(alerts["budgeted"].sum())}
 
 
