@@ -1,0 +1,1 @@
+"""Running insiderwatch beyond one process: a local Celery cluster for the daily DAG."""
