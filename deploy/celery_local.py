@@ -52,7 +52,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pg_bindir() -> Path | None:
+def pg_bindir() -> Path | None:
     found = shutil.which("pg_ctl")
     candidates = [Path(found).resolve().parent] if found else []
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -67,12 +67,15 @@ class MissingServer(RuntimeError):
 
 
 @contextmanager
-def postgres_server(root: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL server under ``root``; yields ``postgresql://postgres@host:port``."""
-    bindir = _pg_bindir()
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server in a new temporary folder (removed after); yields
+    ``postgresql://postgres@host:port``."""
+    bindir = pg_bindir()
     if bindir is None:
         raise MissingServer("PostgreSQL server binaries not found (apt-get install postgresql)")
-    root.mkdir(parents=True, exist_ok=True)
+    # Directly under the temporary folder: when run as root the server runs as ``postgres``,
+    # which must be able to reach it.
+    root = Path(tempfile.mkdtemp(prefix="iw-pg-"))
     as_postgres: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
         shutil.chown(root, "postgres", "postgres")
@@ -96,6 +99,7 @@ def postgres_server(root: Path) -> Iterator[str]:
             [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def create_database(server: str, name: str) -> str:
@@ -188,7 +192,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 def airflow_cluster(work: Path, workers: int = 2) -> Iterator[Cluster]:
     """PostgreSQL, Redis, the Airflow services and ``workers`` Celery workers, all local."""
     with ExitStack() as stack:
-        server = stack.enter_context(postgres_server(work / "postgres"))
+        server = stack.enter_context(postgres_server())
         broker = stack.enter_context(redis_server(work / "redis"))
         metadata = create_database(server, "airflow")
         home, logs = work / "airflow", work / "logs"

@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -13,6 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from deploy.celery_local import pg_bindir
+from deploy.celery_local import postgres_server as local_postgres
 from insiderwatch.config import load_config
 from insiderwatch.ingest import IngestReport, ingest
 from insiderwatch.quality import QualityGate
@@ -114,54 +113,14 @@ def assert_reconciles(report: IngestReport, store: EventStore) -> None:
 # installs it and sets INSIDERWATCH_REQUIRE_POSTGRES=1 so a missing server fails, not skips).
 
 
-def _pg_bindir() -> Path | None:
-    found = shutil.which("pg_ctl")
-    candidates = [Path(found).resolve().parent] if found else []
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for bindir in candidates:
-        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
-            return bindir
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    bindir = _pg_bindir()
-    if bindir is None:
+    if pg_bindir() is None:
         if os.environ.get("INSIDERWATCH_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL server binaries not found (apt-get install postgresql)")
         pytest.skip("PostgreSQL server binaries not installed")
-    root = Path(tempfile.mkdtemp(prefix="iw-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    subprocess.run(
-        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-         "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-         "-l", str(root / "server.log"), "-w", "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with local_postgres() as url:
+        yield url
 
 
 @pytest.fixture

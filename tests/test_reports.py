@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from deploy.celery_local import free_port
 from insiderwatch.alerts import list_alerts
 from insiderwatch.config import config_for_logs, load_config
 from insiderwatch.db import Database, default_url
@@ -25,7 +26,7 @@ from insiderwatch.privacy import PrivacyError, pseudonym, pseudonym_key
 from insiderwatch.reasons import catalogue, translate
 from insiderwatch.reports import TEMPLATES, labels, teams, write_daily_reports
 from insiderwatch.store import EventStore
-from tests.conftest import REPORT_END, REPORT_START, SAMPLE_LOGS, free_port
+from tests.conftest import REPORT_END, REPORT_START, SAMPLE_LOGS
 
 CONFIG = config_for_logs(SAMPLE_LOGS)
 KEY = b"test-only-pseudonym-key-0123456789"
