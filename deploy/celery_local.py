@@ -266,7 +266,8 @@ def _stop(processes: dict[str, subprocess.Popen]) -> None:
 class RunResult:
     state: str
     seconds: float
-    tasks: list[tuple[str, int, str, str]]  # task_id, map_index, state, worker
+    tasks: list[tuple[str, int, str, str, float, float]]
+    # task_id, map_index, state, worker, seconds after the run started, seconds it ran
 
 
 def run_day(
@@ -296,8 +297,11 @@ def run_day(
         rows = cluster.query("SELECT state FROM dag_run WHERE run_id = %s", run_id)
         state = rows[0][0] if rows else "queued"
     tasks = cluster.query(
-        "SELECT task_id, map_index, state, coalesce(hostname, '') FROM task_instance"
-        " WHERE dag_id = %s AND run_id = %s ORDER BY start_date, task_id, map_index",
+        "SELECT t.task_id, t.map_index, t.state, coalesce(t.hostname, ''),"
+        " extract(epoch FROM t.start_date - r.start_date)::float,"
+        " extract(epoch FROM t.end_date - t.start_date)::float"
+        " FROM task_instance t JOIN dag_run r USING (dag_id, run_id)"
+        " WHERE t.dag_id = %s AND t.run_id = %s ORDER BY t.start_date, t.task_id, t.map_index",
         DAG_ID,
         run_id,
     )
@@ -336,9 +340,10 @@ def main() -> None:
                 "format": "auto", "shards": args.shards}  # fmt: skip
         result = run_day(cluster, args.day, conf)
         print(f"run {result.state} in {result.seconds:.0f} s ({args.workers} workers)")
-        for task_id, index, state, worker in result.tasks:
+        print(f"  {'task':<16} {'state':<8} {'worker':<8} {'start':>7} {'ran':>7}")
+        for task_id, index, state, worker, start, ran in result.tasks:
             label = task_id if index < 0 else f"{task_id}[{index}]"
-            print(f"  {label:<22} {state:<10} {worker}")
+            print(f"  {label:<16} {state:<8} {worker:<8} {start:6.1f}s {ran:6.1f}s")
         from insiderwatch.alerts import list_alerts
         from insiderwatch.db import Database
 
