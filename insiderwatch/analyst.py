@@ -41,7 +41,7 @@ from insiderwatch.detect import (
 from insiderwatch.evaluate import Scores, evaluate, read_labels
 from insiderwatch.pipeline import features_stage
 from insiderwatch.scoring import score
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_path
 from schemas.features import MODEL_FEATURES, MOVED_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ class Period:
 
     @property
     def roster(self) -> pl.DataFrame:
-        return pl.read_parquet(self.store.roster_path())
+        return pl.read_parquet(io_path(self.store.roster_path()))
 
     def tuning(self, overrides: Mapping[str, Any] | None = None) -> Tuning:
         """The analysts' file with ``overrides`` on top; a typo fails naming the key. Lists
@@ -205,7 +205,7 @@ def load_period(
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     logs = Path(logs) if logs is not None else REPO / "sample_logs"
-    event_store = EventStore(Path(store) if store is not None else Path("store"))
+    event_store = EventStore(store if store is not None else "store")
     config = config_for_logs(logs)
     tuning = load_tuning(tuning_path)
     first = start - timedelta(days=history_days(tuning))

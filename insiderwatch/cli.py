@@ -40,7 +40,12 @@ SAMPLE_LOGS = REPO_ROOT / "sample_logs"
 SAMPLE_SEED = 20240401
 
 Logs = Annotated[Path, typer.Option("--logs", help="landing folder", exists=True, file_okay=False)]
-Store = Annotated[Path, typer.Option("--store", help="event store folder")]
+Store = Annotated[
+    str,
+    typer.Option(
+        "--store", help="event store: a folder, or an object-storage URL such as s3://bucket/store"
+    ),
+]
 Day = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 
 
@@ -161,7 +166,7 @@ def detectors_write_docs() -> None:
 
 def _run_ingest(
     logs: Path,
-    store_root: Path | None,
+    store_root: str | None,
     start: date | None,
     end: date | None,
     as_of: date | None,
@@ -209,7 +214,7 @@ def _run_ingest(
 def _ingest_staged(
     staged,
     logs: Path,
-    store_root: Path | None,
+    store_root: str | None,
     start: date | None,
     end: date | None,
     as_of: date,
@@ -342,7 +347,7 @@ def _print_report(report, verb: str) -> None:
 @app.command("ingest")
 def ingest_command(
     logs: Logs,
-    store: Store = Path("store"),
+    store: Store = "store",
     start: Day = None,
     end: Day = None,
     as_of: Annotated[
@@ -385,7 +390,7 @@ def _load_tuning(path: Path | None):
 
 
 def _detect(
-    store_root: Path,
+    store_root: str,
     db_url: str,
     start: date,
     end: date,
@@ -452,15 +457,19 @@ TuningFile = Annotated[
 ]
 
 
-def _db_url(db: str | None, store: Path) -> str:
+def _db_url(db: str | None, store: str) -> str:
     from insiderwatch.db import default_url
 
-    return db or default_url(store)
+    try:
+        return db or default_url(store)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 def _run(
     logs: Path,
-    store: Path,
+    store: str,
     db: str | None,
     start: date | None,
     end: date | None,
@@ -488,7 +497,7 @@ def _run(
 @app.command("run")
 def run_command(
     logs: Logs,
-    store: Store = Path("store"),
+    store: Store = "store",
     start: Day = None,
     end: Day = None,
     as_of: Annotated[
@@ -507,7 +516,7 @@ def run_command(
 
 @app.command("demo")
 def demo_command(
-    store: Store = Path("store"),
+    store: Store = "store",
     logs: Annotated[Path, typer.Option(help="landing folder")] = SAMPLE_LOGS,
     top: Annotated[int, typer.Option(help="alerts to show")] = 15,
 ) -> None:
@@ -516,11 +525,11 @@ def demo_command(
     ok = _run(logs, store, None, None, None, None, None, None)
     _show_alerts(_db_url(None, store), None, None, False, None, top, "top alerts")
     _demo_reports(store, logs)
-    console.print(f"event store and alert store: {store.resolve()}")
+    console.print(f"event store and alert store: {Path(store).resolve()}")
     raise typer.Exit(0 if ok else 1)
 
 
-def _demo_reports(store: Path, logs: Path) -> None:
+def _demo_reports(store: str, logs: Path) -> None:
     """The reports of the latest day with alerts, so the demo ends with something to open."""
     from insiderwatch.db import Database
     from insiderwatch.reports import counts_line, write_daily_reports
@@ -584,7 +593,7 @@ app.add_typer(alerts_app, name="alerts")
 
 @alerts_app.command("list")
 def alerts_list(
-    store: Store = Path("store"),
+    store: Store = "store",
     db: DbUrl = None,
     start: Day = None,
     end: Day = None,
@@ -607,7 +616,7 @@ class ExportFormat(StrEnum):
 def alerts_export(
     out: Annotated[Path, typer.Option(help="file to write")],
     format: Annotated[ExportFormat, typer.Option(help="csv or parquet")] = ExportFormat.csv,
-    store: Store = Path("store"),
+    store: Store = "store",
     db: DbUrl = None,
     start: Day = None,
     end: Day = None,
@@ -628,14 +637,14 @@ def alerts_export(
     from insiderwatch.alerts import export_alerts, list_alerts
     from insiderwatch.db import Database
     from insiderwatch.privacy import Identities, pseudonymise_frame
-    from insiderwatch.store import EventStore
+    from insiderwatch.store import EventStore, io_path
 
     key = _pseudonym_key() if pseudonymise else None
     database = Database(_db_url(db, store))
     frame = list_alerts(database, _day(start), _day(end), all_alerts)
     database.close()
     if key is not None:
-        roster = pl.read_parquet(EventStore(store).roster_path())
+        roster = pl.read_parquet(io_path(EventStore(store).roster_path()))
         frame = pseudonymise_frame(frame, Identities(roster), key)
     export_alerts(frame, out, format.value)
     note = " (pseudonymised)" if key is not None else ""
@@ -678,7 +687,7 @@ SiteLogs = Annotated[
 @app.command("report")
 def report_command(
     day: Annotated[datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="the day")],
-    store: Store = Path("store"),
+    store: Store = "store",
     db: DbUrl = None,
     logs: SiteLogs = None,
     config: ConfigFile = None,
@@ -749,7 +758,7 @@ def report_command(
 @app.command("digest")
 def digest_command(
     period: Annotated[str, typer.Argument(help="YYYY-MM (a month) or YYYY-Qn (a quarter)")],
-    store: Store = Path("store"),
+    store: Store = "store",
     logs: SiteLogs = None,
     config: ConfigFile = None,
     language: Annotated[
@@ -776,7 +785,7 @@ def triage_command(
     status: Annotated[str, typer.Option(help="new, reviewing, confirmed or dismissed")],
     note: Annotated[str, typer.Option(help="why")] = "",
     actor: Annotated[str, typer.Option(help="who decided")] = "",
-    store: Store = Path("store"),
+    store: Store = "store",
     db: DbUrl = None,
 ) -> None:
     """Set an alert's triage status (kept across reruns of its day)."""
@@ -801,7 +810,7 @@ def lookback_command(
     last_day: Annotated[str | None, typer.Option(help="last working day, YYYY-MM-DD")] = None,
     months: Annotated[int, typer.Option(help="months before notice to review")] = 6,
     out: Annotated[Path, typer.Option(help="folder for the report and tables")] = Path("lookbacks"),
-    store: Store = Path("store"),
+    store: Store = "store",
     config: ConfigFile = None,
 ) -> None:
     """Review a leaver's last months week by week against their own past and their peers."""
@@ -810,7 +819,7 @@ def lookback_command(
     from insiderwatch.config import load_config
     from insiderwatch.leavers import write_lookback
     from insiderwatch.lookback import LookbackError, amount, validate_request
-    from insiderwatch.store import EventStore
+    from insiderwatch.store import EventStore, io_path
 
     events = EventStore(store)
     if not events.roster_path().exists():
@@ -820,7 +829,7 @@ def lookback_command(
         site = load_config(config)
         request = validate_request(
             {"user": user, "notice_date": notice_date, "last_day": last_day, "months": months},
-            pl.read_parquet(events.roster_path()),
+            pl.read_parquet(io_path(events.roster_path())),
         )
         folder, result = write_lookback(events, request, site, out)
     except (LookbackError, ConfigError) as exc:
@@ -844,7 +853,7 @@ def lookback_command(
 
 
 @app.command("leavers")
-def leavers_command(store: Store = Path("store"), db: DbUrl = None) -> None:
+def leavers_command(store: Store = "store", db: DbUrl = None) -> None:
     """People on notice, their lookback's verdict and their open alerts."""
     from insiderwatch.db import Database
     from insiderwatch.leavers import list_leavers
@@ -890,7 +899,7 @@ def evaluate_command(
         float | None,
         typer.Option(help="daily review budget as a share of headcount (default: tuning's)"),
     ] = None,
-    store: Store = Path("store"),
+    store: Store = "store",
     db: DbUrl = None,
     start: Day = None,
     end: Day = None,
@@ -926,7 +935,9 @@ def evaluate_command(
     share = budget if budget is not None else tuning.scoring.budget_share
     import polars as pl
 
-    roster = pl.read_parquet(store / "hr" / "employees.parquet")
+    from insiderwatch.store import EventStore, io_path
+
+    roster = pl.read_parquet(io_path(EventStore(store).roster_path()))
     sent = apply_budget(alerts, roster, share, tuning.scoring.budget_min)
     first = _day(start) or truth["day"].min()
     last = _day(end) or truth["day"].max()

@@ -212,5 +212,15 @@ class Database:
         )
 
 
-def default_url(store_root: Path) -> str:
+def default_url(store_root: str | Path) -> str:
+    """The embedded alert store: ``alerts.duckdb`` in the event store's folder. A store on
+    object storage has no such folder; it needs an alert store named (PostgreSQL)."""
+    from insiderwatch.store import is_url
+
+    if is_url(store_root):
+        raise ValueError(
+            f"the event store {store_root} is on object storage, where DuckDB cannot keep the "
+            "alert store: give one with --db / INSIDERWATCH_DB (a postgresql:// URL or a local "
+            "DuckDB file)"
+        )
     return str(Path(store_root) / "alerts.duckdb")

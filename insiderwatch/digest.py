@@ -27,7 +27,7 @@ from insiderwatch import charts
 from insiderwatch.alerts import spreadsheet_safe
 from insiderwatch.config import Config
 from insiderwatch.privacy import Identities
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_path, io_paths
 
 CATEGORIES = ("headhunting", "expert_network", "information_seeking")
 TREND_PERIODS = {"month": 12, "quarter": 4}
@@ -89,10 +89,10 @@ def periods_ending(day: date) -> list[Period]:
 
 def _scan(store: EventStore, start: date, end: date) -> pl.LazyFrame | None:
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    parts = [p for d in days if (p := store.partition("events", "mail", d)).exists()]
+    parts = store.existing("events", "mail", days)
     if not parts:
         return None
-    return pl.scan_parquet(parts).select(
+    return pl.scan_parquet(io_paths(parts)).select(
         "local_date", "direction", "user", "sender", "recipients", "cc", "subject", "body"
     )
 
@@ -191,7 +191,7 @@ def build_digest(store: EventStore, period: Period, config: Config) -> Digest:
     ):
         periods.insert(0, periods[0].previous())
     start = periods[0].start
-    roster = pl.read_parquet(store.roster_path())
+    roster = pl.read_parquet(io_path(store.roster_path()))
     internal = set(config.site.internal_domains) | set(
         roster["email"].drop_nulls().str.split("@").list.last().str.to_lowercase().to_list()
     )
@@ -291,7 +291,7 @@ def write_digest(
     language = language or config.report.language
     words = labels(language)
     digest = build_digest(store, period, config)
-    identities = Identities(pl.read_parquet(store.roster_path()))
+    identities = Identities(pl.read_parquet(io_path(store.roster_path())))
 
     def hide_people(text: str | None) -> str:
         return identities.replace(text or "", lambda _users: words["shared_name"])
@@ -342,11 +342,16 @@ def write_digest(
 def _write_counts_csv(digest: Digest, path: Path) -> None:
     """The counts for spreadsheets: a department name a spreadsheet would run as a formula is
     prefixed with a quote."""
-    digest.counts.select(
+    with path.open("wb") as fh:  # a local file or an object alike
+        _counts_table(digest).write_csv(fh)
+
+
+def _counts_table(digest: Digest) -> pl.DataFrame:
+    return digest.counts.select(
         pl.lit(digest.period.label).alias("period"),
         spreadsheet_safe(pl.col("department")).alias("department"),
         "category",
         pl.col("this").alias("count"),
         "previous",
         "change",
-    ).write_csv(path)
+    )

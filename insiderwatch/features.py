@@ -17,7 +17,7 @@ import polars as pl
 
 from insiderwatch.calendar import workday_expr
 from insiderwatch.config import Config
-from insiderwatch.store import PART, EventStore
+from insiderwatch.store import EventStore, io_path, io_paths
 from schemas.canonical import CLASSIFICATIONS
 from schemas.features import FEATURE_NAMES, STORED_FEATURES, WINDOW_FEATURES
 
@@ -218,7 +218,7 @@ def load_day_events(
     for source in ("logon", "file_access", "print", "mail", "web", "device"):
         path = store.partition("events", source, day)
         if path.exists():
-            out[source] = annotate(source, pl.scan_parquet(path), config, day, roster)
+            out[source] = annotate(source, pl.scan_parquet(io_path(path)), config, day, roster)
     return out
 
 
@@ -384,7 +384,7 @@ def day_touches(events: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def roster_lazy(store: EventStore) -> pl.LazyFrame:
-    return pl.scan_parquet(store.roster_path())
+    return pl.scan_parquet(io_path(store.roster_path()))
 
 
 INPUTS_FILE = "inputs.sha256"
@@ -394,19 +394,22 @@ def roster_digest(store: EventStore) -> str:
     """Digest of the roster columns features depend on (who has which private addresses)."""
     if not store.roster_path().exists():
         return ""
-    roster = pl.read_parquet(store.roster_path(), columns=["user", "personal_emails"])
+    roster = pl.read_parquet(io_path(store.roster_path()), columns=["user", "personal_emails"])
     text = roster.sort("user").with_columns(pl.col("personal_emails").list.join(";")).write_csv()
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def inputs_digest(store: EventStore, day: date, config: Config, roster: str) -> str:
-    """What a day's features were computed from: its event partitions, the site config and
-    the roster. A stored feature partition with another digest is stale."""
-    parts = [config.model_dump_json(), roster]
-    for path in sorted(store.root.glob(f"events/*/date={day.isoformat()}/{PART}")):
-        stat = path.stat()
-        parts.append(f"{path.parent.parent.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+def inputs_digest(
+    store: EventStore, day: date, config: Config, roster: str, stamps: list[str] | None = None
+) -> str:
+    """What a day's features were computed from: its event partitions (``stamps``, from
+    ``EventStore.event_stamps``), the site config and the roster. A stored feature partition
+    with another digest is stale."""
+    if stamps is None:
+        stamps = store.event_stamps([day])[day]
+    return hashlib.sha256(
+        "\n".join([config.model_dump_json(), roster, *stamps]).encode()
+    ).hexdigest()
 
 
 def build_features(store: EventStore, day: date, config: Config, digest: str | None = None) -> int:
@@ -426,11 +429,12 @@ def ensure_features(store: EventStore, days: list[date], config: Config) -> list
     """Build features for ``days`` that have events and no feature partition, or one computed
     from other inputs (events re-ingested, site config or roster changed)."""
     roster = roster_digest(store)
+    stamps = store.event_stamps(days)
     built = []
     for day in days:
-        if not any(store.root.glob(f"events/*/date={day.isoformat()}/{PART}")):
+        if not stamps[day]:
             continue
-        digest = inputs_digest(store, day, config, roster)
+        digest = inputs_digest(store, day, config, roster, stamps[day])
         stamp = store.partition("features", USER_DAY, day).with_name(INPUTS_FILE)
         if stamp.exists() and stamp.read_text() == digest:
             continue
@@ -497,13 +501,13 @@ def evidence_frame(
     """
     first = start - timedelta(days=training_days + window)
     days = [first + timedelta(days=i) for i in range((end - first).days + 1)]
-    feature_files = [p for d in days if (p := store.partition("features", USER_DAY, d)).exists()]
-    touch_files = [p for d in days if (p := store.partition("features", TOUCHES, d)).exists()]
+    feature_files = store.existing("features", USER_DAY, days)
+    touch_files = store.existing("features", TOUCHES, days)
     if not feature_files:
         return pl.DataFrame()
     roster = roster_lazy(store)
-    features = pl.scan_parquet(feature_files)
-    touches = pl.scan_parquet(touch_files) if touch_files else day_touches({})
+    features = pl.scan_parquet(io_paths(feature_files))
+    touches = pl.scan_parquet(io_paths(touch_files)) if touch_files else day_touches({})
     items = _window_items(touches, window, first)
     frame = (
         features.join(items, on=list(KEY), how="left")

@@ -16,7 +16,7 @@ from insiderwatch.config import Config
 from insiderwatch.db import Database
 from insiderwatch.lookback import Lookback, LookbackError, LookbackRequest, run_lookback
 from insiderwatch.lookback_report import render_lookback
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_path
 
 OPEN_STATUSES = ("new", "reviewing")
 
@@ -51,12 +51,14 @@ def write_lookback(
     base = out if out is not None else store.root / "lookbacks"
     folder = base / f"{request.user}_{request.notice_date.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
-    result.weekly.write_csv(folder / "weekly.csv")
-    result.weekly.write_parquet(folder / "weekly.parquet")
-    result.comparison.write_csv(folder / "comparison.csv")
+    with (folder / "weekly.csv").open("wb") as fh:  # a local file or an object alike
+        result.weekly.write_csv(fh)
+    result.weekly.write_parquet(io_path(folder / "weekly.parquet"))
+    with (folder / "comparison.csv").open("wb") as fh:
+        result.comparison.write_csv(fh)
     (folder / "verdict.txt").write_text(result.verdict + "\n", encoding="utf-8")
     person = (
-        pl.read_parquet(store.roster_path())
+        pl.read_parquet(io_path(store.roster_path()))
         .filter(pl.col("user") == request.user)
         .select("user", "name", "department", "role")
         .row(0, named=True)
@@ -70,7 +72,7 @@ def sync_leavers(
     store: EventStore, db: Database, config: Config, as_of: date, months: int = 6
 ) -> list[LeaverUpdate]:
     """Bring the leavers list up to ``as_of``; start the lookback of anyone newly on notice."""
-    roster = pl.read_parquet(store.roster_path()).filter(
+    roster = pl.read_parquet(io_path(store.roster_path())).filter(
         pl.col("notice_date").is_not_null(), pl.col("notice_date") <= as_of
     )
     known = _known(db)

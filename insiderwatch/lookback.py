@@ -19,7 +19,7 @@ from insiderwatch.calendar import workday_expr
 from insiderwatch.config import Config
 from insiderwatch.detect import days_between
 from insiderwatch.features import USER_DAY, ensure_features, peer_groups, roster_lazy
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_paths
 
 # A user id that can never reach a path or a query as anything but a plain token.
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -150,14 +150,14 @@ def run_lookback(
     end = request.last_day or request.notice_date
     days = days_between(request.start, end)
     ensure_features(store, days, config)
-    files = [p for d in days if (p := store.partition("features", USER_DAY, d)).exists()]
+    files = store.existing("features", USER_DAY, days)
     if not files:
         raise LookbackError(f"no stored activity between {request.start} and {end}")
     roster = roster_lazy(store)
     groups = peer_groups(roster, 3)
     group = groups.filter(pl.col("user") == request.user).select("peer_group").collect().item()
     peers = groups.filter(pl.col("peer_group") == group, pl.col("user") != request.user)
-    features = pl.scan_parquet(files).with_columns(_sum_columns())
+    features = pl.scan_parquet(io_paths(files)).with_columns(_sum_columns())
     names = [name for name, *_ in WEEKLY]
     own = features.filter(pl.col("user") == request.user).collect()
     weekly = _weekly(own, request, config, names)

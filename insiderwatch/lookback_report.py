@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from insiderwatch.charts import pyplot, svg_of
 from insiderwatch.config import Config
 from insiderwatch.lookback import Lookback, amount
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_paths
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHARTED = (
@@ -60,7 +60,7 @@ def heatmap_chart(counts: pl.DataFrame) -> str:
 
 def _event_files(store: EventStore, source: str, start: date, end: date) -> list[Path]:
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    return [p for d in days if (p := store.partition("events", source, d)).exists()]
+    return store.existing("events", source, days)
 
 
 def heatmap_counts(
@@ -71,7 +71,9 @@ def heatmap_counts(
     for source in ("logon", "file_access", "print", "web", "device", "mail"):
         files = _event_files(store, source, start, end)
         if files:
-            parts.append(pl.scan_parquet(files).filter(pl.col("user") == user).select("timestamp"))
+            parts.append(
+                pl.scan_parquet(io_paths(files)).filter(pl.col("user") == user).select("timestamp")
+            )
     if not parts:
         return pl.DataFrame(schema={"weekday": pl.Int8, "hour": pl.Int8, "n": pl.UInt32})
     local = pl.col("timestamp").dt.convert_time_zone(config.site.timezone)
@@ -92,7 +94,7 @@ def top_events(
         return []
     local = pl.col("timestamp").dt.convert_time_zone(config.site.timezone)
     moved = (
-        pl.scan_parquet(files)
+        pl.scan_parquet(io_paths(files))
         .filter(
             pl.col("user") == user,
             pl.col("action").is_in(["download", "copy", "move", "upload"])

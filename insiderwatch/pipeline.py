@@ -10,7 +10,6 @@ same steps over shards of people (below), so that workers can share the heavy pa
 from __future__ import annotations
 
 import pickle
-import shutil
 import time
 import zlib
 from datetime import date, timedelta
@@ -39,7 +38,7 @@ from insiderwatch.detect import (
 )
 from insiderwatch.features import USER_DAY, ensure_features
 from insiderwatch.scoring import ALERT_SCHEMA, score, settings_points
-from insiderwatch.store import EventStore, write_atomic
+from insiderwatch.store import EventStore, io_path, io_paths, remove_tree, write_atomic
 
 RESULTS = "results"
 DAY_SCHEMA = {"user": pl.String, "local_date": pl.Date}
@@ -61,12 +60,10 @@ def _write_days(
 
 
 def _read_days(store: EventStore, kind: str, start: date, end: date, schema) -> pl.DataFrame:
-    files = [
-        p for d in days_between(start, end) if (p := store.partition(RESULTS, kind, d)).exists()
-    ]
+    files = store.existing(RESULTS, kind, days_between(start, end))
     if not files:
         return pl.DataFrame(schema=schema)
-    return pl.read_parquet(files)
+    return pl.read_parquet(io_paths(files))
 
 
 def alerts_stage(
@@ -110,7 +107,7 @@ def detect_range(
     scores = run_model(assembled, tuning)
     _write_days(store, "model", scores, start, end, "local_date")
     lap("model")
-    roster = pl.read_parquet(store.roster_path())
+    roster = pl.read_parquet(io_path(store.roster_path()))
     days = assembled.evidence.days.collect()
     alerts = score(findings, scores, days, roster, tuning.scoring, days_between(start, end))
     _write_days(store, "alerts", alerts, start, end, "alert_date")
@@ -153,16 +150,14 @@ def shard_users(
 ) -> list[str]:
     """Everyone with features in the range and its history, or on the roster, in ``shard``."""
     first = start - timedelta(days=history_days(tuning))
-    files = [
-        p
-        for d in days_between(first, end)
-        if (p := store.partition("features", USER_DAY, d)).exists()
-    ]
+    files = store.existing("features", USER_DAY, days_between(first, end))
     users = (
-        set(pl.scan_parquet(files).select("user").unique().collect()["user"]) if files else set()
+        set(pl.scan_parquet(io_paths(files)).select("user").unique().collect()["user"])
+        if files
+        else set()
     )
     if store.roster_path().exists():
-        users |= set(pl.read_parquet(store.roster_path(), columns=["user"])["user"])
+        users |= set(pl.read_parquet(io_path(store.roster_path()), columns=["user"])["user"])
     return sorted(u for u in users if shard_of(u, shards) == shard)
 
 
@@ -175,7 +170,7 @@ def _shard_file(folder: Path, kind: str, shard: int) -> Path:
 
 
 def _evidence(folder: Path, shard: int) -> pl.DataFrame:
-    return pl.read_parquet(_shard_file(folder, "evidence", shard))
+    return pl.read_parquet(io_path(_shard_file(folder, "evidence", shard)))
 
 
 def baselines_shard(
@@ -234,7 +229,7 @@ def combine_shards(
     folder = shard_folder(store, start, end, shards)
 
     def gather(kind: str, schema) -> pl.DataFrame:
-        parts = [pl.read_parquet(_shard_file(folder, kind, s)) for s in range(shards)]
+        parts = [pl.read_parquet(io_path(_shard_file(folder, kind, s))) for s in range(shards)]
         return pl.concat([pl.DataFrame(schema=schema), *parts], how="vertical_relaxed")
 
     findings = gather("findings", empty_findings().schema).sort(
@@ -252,8 +247,8 @@ def combine_shards(
     )
     _write_days(store, "findings", findings, start, end, "local_date")
     _write_days(store, "model", scores, start, end, "local_date")
-    roster = pl.read_parquet(store.roster_path())
+    roster = pl.read_parquet(io_path(store.roster_path()))
     alerts = score(findings, scores, days, roster, tuning.scoring, days_between(start, end))
     _write_days(store, "alerts", alerts, start, end, "alert_date")
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder)
     return alerts

@@ -36,7 +36,7 @@ from insiderwatch.leavers import list_leavers
 from insiderwatch.lookback import amount
 from insiderwatch.privacy import Identities, keep_only, pseudonymise_all, scrub_tree
 from insiderwatch.reasons import translate
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_path, io_paths
 from schemas.features import MOVED_BYTES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -148,14 +148,12 @@ def _evidence_rows(
     local = pl.col("timestamp").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d %H:%M")
     found: dict[str, dict[str, str]] = {}
     for source in SOURCES:
-        parts = [
-            p
-            for d in (day - timedelta(days=1), day, day + timedelta(days=1))
-            if (p := store.partition("events", source, d)).exists()
-        ]
+        parts = store.existing(
+            "events", source, (day - timedelta(days=1), day, day + timedelta(days=1))
+        )
         if not parts:
             continue
-        scan = pl.scan_parquet(parts).filter(pl.col("source_file").is_in(sorted(files)))
+        scan = pl.scan_parquet(io_paths(parts)).filter(pl.col("source_file").is_in(sorted(files)))
         ref = pl.format("{}:{}", pl.col("source_file"), pl.col("source_line"))
         scan = scan.with_columns(ref=ref, when=local).filter(pl.col("ref").is_in(sorted(wanted)))
         for row in _describe(source, scan).collect().iter_rows(named=True):
@@ -240,16 +238,16 @@ def _moved_per_day(
     """Each person's bytes moved per day for the ``days`` days ending ``day`` (0 when idle)."""
     start = day - timedelta(days=days - 1)
     calendar = [start + timedelta(days=i) for i in range(days)]
-    parts = [p for d in calendar if (p := store.partition("features", "user_day", d)).exists()]
+    parts = store.existing("features", "user_day", calendar)
     if not users:
         return {}
     out = {u: [0.0] * days for u in users}
     if not parts:
         return out
-    present = set(pl.read_parquet_schema(parts[-1]))
+    present = set(pl.read_parquet_schema(io_path(parts[-1])))
     moved = [c for c in MOVED_BYTES if c in present]
     frame = (
-        pl.scan_parquet(parts, missing_columns="insert", extra_columns="ignore")
+        pl.scan_parquet(io_paths(parts), missing_columns="insert", extra_columns="ignore")
         .filter(pl.col("user").is_in(users))
         .select("user", "local_date", total=pl.sum_horizontal([pl.col(c) for c in moved]))
         .collect()
@@ -312,7 +310,7 @@ def _quality(db: Database, store: EventStore, day: date) -> dict[str, Any]:
     for source in SOURCES:
         part = store.partition("quarantine", source, day)
         if part.exists():
-            counted = pl.read_parquet(part, columns=["reason"]).group_by("reason").len()
+            counted = pl.read_parquet(io_path(part), columns=["reason"]).group_by("reason").len()
             for reason, n in counted.iter_rows():
                 key = f"{source}: {reason}"
                 reasons[key] = reasons.get(key, 0) + n
@@ -413,7 +411,7 @@ def load_daily(
 ) -> DailyData:
     language = language or config.report.language
     words = labels(language)
-    roster = pl.read_parquet(store.roster_path())
+    roster = pl.read_parquet(io_path(store.roster_path()))
     people = {row["user"]: row for row in roster.iter_rows(named=True)}
     alerts = list_alerts(db, day, day).sort("rank")
     over = db.query("SELECT COUNT(*) FROM alerts WHERE alert_date = ? AND NOT budgeted", (day,))[0][

@@ -8,14 +8,24 @@ Layout under the store root::
 
 Each partition is one file written beside its final name and moved into place with
 ``os.replace``, so a reader sees the old partition or the new one, never half of either.
+
+The root may be an object-storage URL (``s3://bucket/store``, ``gs://…``, ``az://…``): paths
+are then ``upath.UPath`` objects over fsspec, polars reads and writes the URLs itself, and a
+partition is one object PUT, which readers also see whole or not at all. Credentials and the
+endpoint come from the usual environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, …),
+read by both fsspec and polars.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -31,13 +41,90 @@ QUARANTINE_SCHEMA = {
 }
 
 
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def is_url(value: object) -> bool:
+    """An object-storage location (``s3://…``) rather than a local path."""
+    if isinstance(value, Path):
+        return False
+    return bool(_URL.match(str(value))) and not str(value).lower().startswith("file://")
+
+
+def store_path(value: str | os.PathLike) -> Any:
+    """A local ``Path``, or for an object-storage URL a ``UPath`` with the same interface."""
+    if is_url(value):
+        from upath import UPath
+
+        return UPath(str(value))
+    return Path(value)
+
+
+def io_path(path: Any) -> Any:
+    """What to hand polars for a store path: the URL of an object, the local path as is."""
+    return path if isinstance(path, Path) else str(path)
+
+
+def io_paths(paths: list[Any]) -> list[Any]:
+    return [io_path(p) for p in paths]
+
+
+def remove_tree(path: Any) -> None:
+    """Delete a folder (or every object under a prefix) and what is in it; nothing if absent."""
+    if isinstance(path, Path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
 class EventStore:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = store_path(root)
+
+    @property
+    def remote(self) -> bool:
+        return not isinstance(self.root, Path)
 
     def partition(self, area: str, source: str, day: date | None) -> Path:
         label = day.isoformat() if day is not None else "unknown"
-        return self.root / area / source / f"date={label}" / PART
+        return self.root.joinpath(area, source, f"date={label}", PART)
+
+    def existing(self, area: str, source: str, days: Iterable[date]) -> list[Any]:
+        """The partitions of ``days`` that are in the store, in the order given. On object
+        storage one listing answers for all of them, not a request per day."""
+        wanted = [self.partition(area, source, d) for d in days]
+        if not self.remote:
+            return [p for p in wanted if p.exists()]
+        present = set(self._listing(self.root / area / source))
+        return [p for p in wanted if p.path in present]
+
+    def event_stamps(self, days: Iterable[date]) -> dict[date, list[str]]:
+        """For each day, ``source:size:version`` of every event partition, sorted by source:
+        what the day's features are computed from (a rewritten partition changes it)."""
+        wanted = {d.isoformat(): d for d in days}
+        stamps: dict[date, list[str]] = {d: [] for d in wanted.values()}
+        base = self.root / "events"
+        if not self.remote:
+            for label, day in wanted.items():
+                for path in sorted(base.glob(f"*/date={label}/{PART}")):
+                    stat = path.stat()
+                    source = path.parent.parent.name
+                    stamps[day].append(f"{source}:{stat.st_size}:{stat.st_mtime_ns}")
+            return stamps
+        for key, info in sorted(self._listing(base).items()):
+            *_, source, folder, name = key.split("/")
+            day = wanted.get(folder[5:]) if name == PART else None
+            if day is not None:
+                version = info.get("ETag") or info.get("LastModified") or info.get("mtime")
+                stamps[day].append(f"{source}:{info.get('size')}:{version}")
+        return stamps
+
+    def _listing(self, folder: Any) -> dict[str, dict]:
+        """Every object under ``folder`` with its details, listed now (not from a cache:
+        polars writes objects behind fsspec's back)."""
+        fs = folder.fs
+        fs.invalidate_cache()
+        return fs.find(folder.path, detail=True)
 
     def roster_path(self) -> Path:
         return self.root / "hr" / "employees.parquet"
@@ -61,7 +148,7 @@ class EventStore:
         chosen = [f for f in files if _in_window(f.parent.name[5:], start, end)]
         if not chosen:
             return pl.LazyFrame()
-        return pl.scan_parquet(chosen)
+        return pl.scan_parquet(io_paths(chosen))
 
 
 def _in_window(label: str, start: date | None, end: date | None) -> bool:
@@ -71,7 +158,10 @@ def _in_window(label: str, start: date | None, end: date | None) -> bool:
     return (start is None or day >= start) and (end is None or day <= end)
 
 
-def write_atomic(frame: pl.DataFrame, target: Path) -> None:
+def write_atomic(frame: pl.DataFrame, target: Any) -> None:
+    if not isinstance(target, Path):  # an object: one PUT, seen whole or not at all
+        frame.write_parquet(io_path(target), compression="zstd", statistics=True)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from insiderwatch.config import config_for_logs
 from insiderwatch.db import Database, default_url
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, io_path, store_path
 
 
 class QualityError(RuntimeError):
@@ -22,7 +22,7 @@ def _day(day: str) -> date:
 
 
 def _db(store: str, db: str | None) -> Database:
-    return Database(db or default_url(Path(store)))
+    return Database(db or default_url(store))
 
 
 def ingest_day(
@@ -39,9 +39,9 @@ def ingest_day(
     database = _db(store, db)
     run_id = uuid.uuid4().hex[:12]
     database.start_run(run_id, "ingest", datetime.now(), {"logs": logs, "day": day, "format": fmt})
-    with staged_landing(Path(logs), fmt, Path(store), config, scored, scored) as staged:
+    with staged_landing(Path(logs), fmt, store, config, scored, scored) as staged:
         report = ingest(
-            staged.folder, EventStore(Path(store)), config, scored, scored, scored, QualityGate()
+            staged.folder, EventStore(store), config, scored, scored, scored, QualityGate()
         )
     report.warnings[:0] = staged.warnings
     database.record_counts(run_id, report.counts)
@@ -79,7 +79,7 @@ def features_day(logs: str, store: str, day: str) -> dict[str, Any]:
 
     scored = _day(day)
     built = features_stage(
-        EventStore(Path(store)), scored, scored, config_for_logs(Path(logs)), load_tuning()
+        EventStore(store), scored, scored, config_for_logs(Path(logs)), load_tuning()
     )
     return {"day": day, "built": [d.isoformat() for d in built]}
 
@@ -98,7 +98,7 @@ def baselines_day(store: str, spec: dict[str, Any]) -> dict[str, Any]:
 
     scored = _day(spec["day"])
     rows = baselines_shard(
-        EventStore(Path(store)), scored, scored, load_tuning(), spec["shard"], spec["shards"]
+        EventStore(store), scored, scored, load_tuning(), spec["shard"], spec["shards"]
     )
     return {**spec, "rows": rows}
 
@@ -109,7 +109,7 @@ def fit_models_day(store: str, day: str, shards: int) -> dict[str, Any]:
     from insiderwatch.pipeline import fit_shard_models
 
     scored = _day(day)
-    fitted = fit_shard_models(EventStore(Path(store)), scored, scored, load_tuning(), shards)
+    fitted = fit_shard_models(EventStore(store), scored, scored, load_tuning(), shards)
     return {"day": day, "shards": shards, "models": fitted}
 
 
@@ -120,7 +120,7 @@ def detect_day(logs: str, store: str, spec: dict[str, Any]) -> dict[str, Any]:
 
     scored = _day(spec["day"])
     counts = detect_shard(
-        EventStore(Path(store)),
+        EventStore(store),
         scored,
         scored,
         config_for_logs(Path(logs)),
@@ -137,7 +137,7 @@ def score_day(store: str, day: str, shards: int) -> dict[str, Any]:
     from insiderwatch.pipeline import combine_shards
 
     scored = _day(day)
-    alerts = combine_shards(EventStore(Path(store)), scored, scored, load_tuning(), shards)
+    alerts = combine_shards(EventStore(store), scored, scored, load_tuning(), shards)
     return {"day": day, "alerts": alerts.height, "budgeted": int(alerts["budgeted"].sum())}
 
 
@@ -149,7 +149,7 @@ def publish_day(store: str, db: str | None, day: str) -> dict[str, Any]:
     database = _db(store, db)
     run_id = uuid.uuid4().hex[:12]
     database.start_run(run_id, "detect", datetime.now(), {"day": day})
-    written = alerts_stage(EventStore(Path(store)), database, scored, scored, run_id, load_tuning())
+    written = alerts_stage(EventStore(store), database, scored, scored, run_id, load_tuning())
     database.finish_run(run_id, datetime.now(), "ok", {"alerts": written})
     database.close()
     return {"day": day, "alerts": written}
@@ -162,12 +162,12 @@ def lookback_request(store: str, conf: dict[str, Any]) -> dict[str, Any]:
 
     from insiderwatch.lookback import LookbackError, validate_request
 
-    roster_path = EventStore(Path(store)).roster_path()
+    roster_path = EventStore(store).roster_path()
     if not roster_path.exists():
         raise LookbackError(f"no roster in {store}; the daily run has not ingested yet")
     fields = {k: conf.get(k) for k in ("user", "notice_date", "last_day", "months")}
     fields = {k: v for k, v in fields.items() if v not in (None, "")}
-    request = validate_request(fields, pl.read_parquet(roster_path))
+    request = validate_request(fields, pl.read_parquet(io_path(roster_path)))
     return {
         "user": request.user,
         "notice_date": request.notice_date.isoformat(),
@@ -187,7 +187,7 @@ def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str,
         _day(request["last_day"]) if request["last_day"] else None,
         request["months"],
     )
-    folder, result = write_lookback(EventStore(Path(store)), checked, config_for_logs(Path(logs)))
+    folder, result = write_lookback(EventStore(store), checked, config_for_logs(Path(logs)))
     return {"folder": str(folder), "verdict": result.verdict}
 
 
@@ -196,9 +196,7 @@ def leavers_day(logs: str, store: str, db: str | None, day: str) -> dict[str, An
     from insiderwatch.leavers import sync_leavers
 
     database = _db(store, db)
-    updates = sync_leavers(
-        EventStore(Path(store)), database, config_for_logs(Path(logs)), _day(day)
-    )
+    updates = sync_leavers(EventStore(store), database, config_for_logs(Path(logs)), _day(day))
     database.close()
     return {
         "day": day,
@@ -216,12 +214,11 @@ def reports_day(logs: str, store: str, db: str | None, day: str) -> dict[str, An
     config = config_for_logs(Path(logs))
     database = _db(store, db)
     try:
-        written = write_daily_reports(EventStore(Path(store)), database, _day(day), config)
+        written = write_daily_reports(EventStore(store), database, _day(day), config)
     finally:
         database.close()
     digests = [
-        str(write_digest(EventStore(Path(store)), period, config))
-        for period in periods_ending(_day(day))
+        str(write_digest(EventStore(store), period, config)) for period in periods_ending(_day(day))
     ]
     return {
         "day": day,
@@ -242,7 +239,7 @@ def send_day(logs: str, store: str, db: str | None, folder: str) -> dict[str, An
         return {"sent": 0, "skipped": "smtp.enabled is false"}
     database = _db(store, db)
     try:
-        deliveries = send_reports(load_reports(Path(folder)), config, database)
+        deliveries = send_reports(load_reports(store_path(folder)), config, database)
     finally:
         database.close()
     counted: dict[str, int] = {}

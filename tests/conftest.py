@@ -174,3 +174,57 @@ def reported_store(ingested_sample: Path, tmp_path_factory) -> Path:
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     return root
+
+
+# ---------------------------------------------------------------------------------------------
+# A local S3 server (moto's standalone server, a dev dependency) for the object-storage tests.
+# fsspec and polars both take the endpoint and credentials from the environment, as they would
+# from a deployment's.
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Yields the name of an empty bucket on a running local S3 server."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import s3fs
+
+    from deploy.celery_local import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert server.poll() is None and time.monotonic() < deadline, "moto server did not start"
+        time.sleep(0.2)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "insiderwatch-test",
+        "AWS_SECRET_ACCESS_KEY": "insiderwatch-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        s3fs.S3FileSystem(skip_instance_cache=True).mkdir("insiderwatch-test")
+        yield "insiderwatch-test"
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.terminate()
+        server.wait(timeout=30)

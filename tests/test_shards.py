@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +25,10 @@ from insiderwatch.pipeline import (
 from insiderwatch.scoring import ALERT_SCHEMA
 from insiderwatch.store import EventStore
 
-from .conftest import REPORT_END, REPORT_START, SAMPLE_LOGS
+from .conftest import REPORT_START, SAMPLE_LOGS
+
+# Three working days of the range the session's reported store was detected over (Mon–Wed).
+START, END = REPORT_START, REPORT_START + timedelta(days=2)
 
 RESULTS = {
     "alerts": (ALERT_SCHEMA, ["alert_date", "user"]),
@@ -35,14 +39,14 @@ RESULTS = {
 
 def results(store: EventStore) -> dict[str, pl.DataFrame]:
     return {
-        kind: _read_days(store, kind, REPORT_START, REPORT_END, schema).sort(order)
+        kind: _read_days(store, kind, START, END, schema).sort(order)
         for kind, (schema, order) in RESULTS.items()
     }
 
 
 def run_sharded(store: EventStore, shards: int) -> pl.DataFrame:
     tuning, config = load_tuning(), config_for_logs(SAMPLE_LOGS)
-    span = (REPORT_START, REPORT_END)
+    span = (START, END)
     for shard in range(shards):
         baselines_shard(store, *span, tuning, shard, shards)
     fit_shard_models(store, *span, tuning, shards)
@@ -56,7 +60,7 @@ def test_sharded_detection_gives_the_single_process_results(
     reported_store: Path, tmp_path: Path, shards: int
 ) -> None:
     single = results(EventStore(reported_store))
-    assert single["alerts"].height > 5 and single["model"].height > 1000
+    assert single["alerts"].height >= 3 and single["model"].height > 300
     root = tmp_path / "store"
     shutil.copytree(reported_store, root)
     store = EventStore(root)
@@ -69,12 +73,12 @@ def test_sharded_detection_gives_the_single_process_results(
     for kind, frame in single.items():
         assert sharded[kind].equals(frame), kind
     assert alerts.sort("alert_date", "rank").equals(single["alerts"].sort("alert_date", "rank"))
-    assert not shard_folder(store, REPORT_START, REPORT_END, shards).exists()
+    assert not shard_folder(store, START, END, shards).exists()
 
 
 def test_every_person_is_in_exactly_one_shard(reported_store: Path) -> None:
     store, tuning = EventStore(reported_store), load_tuning()
-    parts = [shard_users(store, REPORT_START, REPORT_END, tuning, s, 4) for s in range(4)]
+    parts = [shard_users(store, START, END, tuning, s, 4) for s in range(4)]
     everyone = [u for part in parts for u in part]
     roster = pl.read_parquet(store.roster_path())["user"].to_list()
     assert len(everyone) == len(set(everyone)) >= len(roster)

@@ -27,6 +27,7 @@ from typing import Literal
 
 from insiderwatch.config import Config
 from insiderwatch.readers import FileError
+from insiderwatch.store import is_url
 
 Format = Literal["canonical", "cert", "m365"]
 FORMATS: tuple[str, ...] = ("auto", "canonical", "cert", "m365")
@@ -129,7 +130,7 @@ def stage(
 def staged_landing(
     logs: Path,
     fmt: str,
-    store: Path | None,
+    store: str | Path | None,
     config: Config,
     start: date | None = None,
     end: date | None = None,
@@ -137,7 +138,8 @@ def staged_landing(
 ) -> Iterator[Staged]:
     """:func:`stage` into a scratch folder beside the store (a vendor export can be large;
     the system temp folder may be small), removed when the block ends."""
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=store) as scratch:
+    local = None if store is None or is_url(store) else Path(store)  # objects: a local temp
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=local) as scratch:
         yield stage(logs, fmt, Path(scratch) / "landing", config, start, end, progress)
