@@ -5,10 +5,12 @@ ingest (with the Great Expectations gate), features, rules, model, scoring and t
 
 The day is generated once by ``insiderwatch samples generate`` (cached under
 ``benchmarks/data/``, not committed) in a separate process, so its memory is not counted. A
-daily run finds the features of earlier days in the store, left by earlier runs; here the
-day's own features, with their counts scaled by a seeded random factor per person and day,
-stand in for the 62 days before it, so baselines and model training work on a realistic volume.
-That setup is not timed. Prints wall time per stage, the total, and the peak resident memory.
+daily run finds the features and baselines of earlier days in the store, left by earlier runs;
+here the day's own features, with their counts scaled by a seeded random factor per person and
+day, stand in for the 91 days before it, and the baselines of the model's training days are
+computed from them, so baselines and model training work on a realistic volume. That setup is
+not timed; the day's own features and baselines are. Prints wall time per stage, the total,
+and the peak resident memory.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import polars as pl
 from detectors.settings import load_tuning
 from insiderwatch.config import config_for_logs
 from insiderwatch.db import Database
-from insiderwatch.detect import history_days
-from insiderwatch.features import TOUCHES, USER_DAY, build_features
+from insiderwatch.detect import history_days, training_days
+from insiderwatch.features import TOUCHES, USER_DAY, build_features, ensure_baselines
 from insiderwatch.ingest import ingest
 from insiderwatch.pipeline import detect_range
 from insiderwatch.quality import QualityGate
@@ -103,6 +105,9 @@ def main() -> None:
         build_features(store, DAY, config)
         timings["features"] = time.perf_counter() - t
         _history(store, history_days(tuning), args.seed)
+        b = tuning.baseline
+        earlier = [DAY - timedelta(days=k) for k in range(training_days(tuning), 0, -1)]
+        ensure_baselines(store, earlier, b.window_days, b.min_history_days, b.min_peer_size)
 
         database = Database(str(root / "alerts.duckdb"))
         stages: dict[str, float] = {}

@@ -71,8 +71,9 @@ def training_days(tuning: Tuning) -> int:
 
 
 def history_days(tuning: Tuning) -> int:
-    """Days of features a range needs before its first day: training days and their baselines."""
-    return training_days(tuning) + tuning.baseline.window_days
+    """Days of features a range needs before its first day: training days, their baselines'
+    window, and the window before that which tells whether an item is new."""
+    return training_days(tuning) + 2 * tuning.baseline.window_days
 
 
 @dataclass

@@ -421,7 +421,7 @@ def build_features(store: EventStore, day: date, config: Config, digest: str | N
     store.write_partition("features", TOUCHES, day, touches)
     if digest is None:
         digest = inputs_digest(store, day, config, roster_digest(store))
-    store.partition("features", USER_DAY, day).with_name(INPUTS_FILE).write_text(digest)
+    store.partition("features", USER_DAY, day, INPUTS_FILE).write_text(digest)
     return features.height
 
 
@@ -435,7 +435,7 @@ def ensure_features(store: EventStore, days: list[date], config: Config) -> list
         if not stamps[day]:
             continue
         digest = inputs_digest(store, day, config, roster, stamps[day])
-        stamp = store.partition("features", USER_DAY, day).with_name(INPUTS_FILE)
+        stamp = store.partition("features", USER_DAY, day, INPUTS_FILE)
         if stamp.exists() and stamp.read_text() == digest:
             continue
         build_features(store, day, config, digest)
@@ -482,6 +482,12 @@ def peer_groups(roster: pl.LazyFrame, min_size: int) -> pl.LazyFrame:
     )
 
 
+BASELINES = "baselines"  # features/baselines/date=D: the day's rows with their baselines
+BASELINE_INPUTS = "baselines.sha256"
+# Bump when the baseline computation changes, so cached days are computed again.
+_BASELINE_VERSION = "2"
+
+
 def evidence_frame(
     store: EventStore,
     start: date,
@@ -492,23 +498,109 @@ def evidence_frame(
     training_days: int = 0,
     users: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """User-days from ``start - training_days - window`` to ``end``, with past-only baselines.
+    """User-days from ``start - training_days`` to ``end`` with their past-only baselines, in
+    ``KEY`` order.
 
-    Rows before ``start`` are the model's training days; each row's baselines use only the
-    ``window`` days before it, so the value for a day never depends on the range asked for.
-    ``users`` keeps only those people's rows (a shard); their peer baselines are still drawn
-    from everyone, so a person's row is the same in a shard as in the whole.
+    Rows before ``start`` are the model's training days. Each row's baselines use only the
+    ``window`` days before it, so a day's rows never depend on the range asked for; they are
+    computed once per day and kept in the store (``ensure_baselines``), so a daily run
+    computes one new day. ``users`` keeps only those people's rows (a shard); peer baselines
+    are drawn from everyone, so a person's row is the same in a shard as in the whole.
     """
-    first = start - timedelta(days=training_days + window)
-    days = [first + timedelta(days=i) for i in range((end - first).days + 1)]
-    feature_files = store.existing("features", USER_DAY, days)
-    touch_files = store.existing("features", TOUCHES, days)
+    days = _span(start - timedelta(days=training_days), end)
+    ensure_baselines(store, days, window, min_history, min_peer)
+    files = store.existing("features", BASELINES, days)
+    if not files:
+        return pl.DataFrame()
+    frame = pl.scan_parquet(io_paths(files))
+    if users is not None:
+        frame = frame.filter(pl.col("user").is_in(list(users)))
+    return frame.sort(KEY).collect()
+
+
+def _baseline_stamps(
+    store: EventStore, days: list[date], window: int, min_history: int, min_peer: int
+) -> dict[date, str]:
+    """What each day's baselines are computed from: the inputs digests of its features and of
+    the ``2 × window`` days before (events, site config, private addresses; new items look
+    back two windows), the roster's peer groups and the baseline settings. Empty for a day
+    without features."""
+    span = _span(min(days) - timedelta(days=2 * window), max(days))
+    stamped = {
+        date.fromisoformat(p.parent.name[5:]): p.read_text()
+        for p in store.existing("features", USER_DAY, span, INPUTS_FILE)
+    }
+    present = {
+        day: stamped.get(day, "features without an inputs stamp")
+        for day in (
+            date.fromisoformat(p.parent.name[5:])
+            for p in store.existing("features", USER_DAY, span)
+        )
+    }
+    groups = ""
+    if store.roster_path().exists():
+        roster = pl.read_parquet(
+            io_path(store.roster_path()), columns=["user", "department", "role"]
+        )
+        text = roster.sort("user").write_csv()
+        groups = hashlib.sha256(text.encode()).hexdigest()
+    out = {}
+    for day in days:
+        if day not in present:
+            out[day] = ""
+            continue
+        inputs = [present.get(day - timedelta(days=k), "-") for k in range(2 * window + 1)]
+        settings = f"{_BASELINE_VERSION}:{window}:{min_history}:{min_peer}:{_DECIMALS}"
+        out[day] = hashlib.sha256("\n".join([settings, groups, *inputs]).encode()).hexdigest()
+    return out
+
+
+def ensure_baselines(
+    store: EventStore, days: list[date], window: int, min_history: int, min_peer: int
+) -> list[date]:
+    """Compute and keep the baselines of ``days`` that have features and no kept baselines,
+    or baselines computed from other inputs; returns the days computed."""
+    if not days:
+        return []
+    wanted = _baseline_stamps(store, days, window, min_history, min_peer)
+    kept = {
+        date.fromisoformat(p.parent.name[5:]): p.read_text()
+        for p in store.existing("features", BASELINES, days, BASELINE_INPUTS)
+    }
+    computed = []
+    for day in days:
+        if not wanted[day] or kept.get(day) == wanted[day]:
+            continue
+        computed.append(day)
+    if not computed:
+        return []
+    # One pass over the span of the stale days (usually just the newest).
+    frame = compute_baselines(store, computed[0], computed[-1], window, min_history, min_peer)
+    for day in computed:
+        store.write_partition("features", BASELINES, day, frame.filter(pl.col("local_date") == day))
+        store.partition("features", BASELINES, day, BASELINE_INPUTS).write_text(wanted[day])
+    return computed
+
+
+def compute_baselines(
+    store: EventStore, first: date, last: date, window: int, min_history: int, min_peer: int
+) -> pl.DataFrame:
+    """The user-days from ``first`` to ``last`` with their baselines from the ``window`` days
+    before each: each feature's own median and maximum and its peer group's mean (the own
+    ones are the peer's while a person has fewer than ``min_history`` active days), and how far
+    the day is from each in standard deviations of ``log1p`` (``__own_z``, ``__peer_z``).
+    Whether an item is new on a day looks a further ``window`` days back, so the new-item
+    counts that the baselines are drawn from are complete."""
+    loaded = first - timedelta(days=window)
+    touched = loaded - timedelta(days=window)
+    feature_files = store.existing("features", USER_DAY, _span(loaded, last))
+    touch_files = store.existing("features", TOUCHES, _span(touched, last))
     if not feature_files:
         return pl.DataFrame()
     roster = roster_lazy(store)
     features = pl.scan_parquet(io_paths(feature_files))
     touches = pl.scan_parquet(io_paths(touch_files)) if touch_files else day_touches({})
-    items = _window_items(touches, window, first)
+    items = _window_items(touches, window, touched)
     frame = (
         features.join(items, on=list(KEY), how="left")
         .with_columns(
@@ -521,9 +613,8 @@ def evidence_frame(
     )
     logs = [pl.col(n).log1p().alias(f"{n}__log") for n in FEATURE_NAMES]
     frame = frame.with_columns(logs)
-    mine = frame if users is None else frame.filter(pl.col("user").is_in(list(users)))
     own = (
-        mine.rolling(
+        frame.rolling(
             index_column="local_date",
             period=f"{window}d",
             closed="left",
@@ -571,7 +662,7 @@ def evidence_frame(
         ]
     peer = peer.select("peer_group", "local_date", pl.col("peer_n").alias("peer_days"), *peer_cols)
     enough = pl.col("history_days").fill_null(0) >= min_history
-    joined = mine.join(own, on=list(KEY), how="left").join(
+    joined = frame.join(own, on=list(KEY), how="left").join(
         peer, on=["peer_group", "local_date"], how="left"
     )
     baseline_cols = [
@@ -605,13 +696,18 @@ def evidence_frame(
         for s in ("own", "own_max", "peer", "own_z", "peer_z")
     ]
     return (
-        joined.with_columns(baseline_cols)
+        joined.filter(pl.col("local_date") >= first)
+        .with_columns(baseline_cols)
         .drop(drop)
         .with_columns(baselines)
         .with_columns(pl.col("history_days").fill_null(0).cast(pl.Int64))
         .sort(KEY)
         .collect()
     )
+
+
+def _span(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 # Deviations are measured in log space; a floor on the spread keeps a person who always does

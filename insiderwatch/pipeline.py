@@ -34,9 +34,10 @@ from insiderwatch.detect import (
     model_rows,
     run_model,
     run_rules,
+    training_days,
     with_events,
 )
-from insiderwatch.features import USER_DAY, ensure_features
+from insiderwatch.features import USER_DAY, ensure_baselines, ensure_features
 from insiderwatch.scoring import ALERT_SCHEMA, score, settings_points
 from insiderwatch.store import EventStore, io_path, io_paths, remove_tree, write_atomic
 
@@ -47,9 +48,16 @@ DAY_SCHEMA = {"user": pl.String, "local_date": pl.Date}
 def features_stage(
     store: EventStore, start: date, end: date, config: Config, tuning: Tuning
 ) -> list[date]:
-    """Features for the range, and for the baseline and training days before it when missing."""
+    """Features for the range, and for the baseline and training days before it, when
+    missing; then the baselines of the range and its training days (kept per day)."""
     first = start - timedelta(days=history_days(tuning))
-    return ensure_features(store, days_between(first, end), tuning.site(config))
+    built = ensure_features(store, days_between(first, end), tuning.site(config))
+    b = tuning.baseline
+    trained = start - timedelta(days=training_days(tuning))
+    ensure_baselines(
+        store, days_between(trained, end), b.window_days, b.min_history_days, b.min_peer_size
+    )
+    return built
 
 
 def _write_days(

@@ -85,14 +85,16 @@ class EventStore:
     def remote(self) -> bool:
         return not isinstance(self.root, Path)
 
-    def partition(self, area: str, source: str, day: date | None) -> Path:
+    def partition(self, area: str, source: str, day: date | None, name: str = PART) -> Path:
+        """The file ``name`` (the partition's data, or a file kept beside it) of a day."""
         label = day.isoformat() if day is not None else "unknown"
-        return self.root.joinpath(area, source, f"date={label}", PART)
+        return self.root.joinpath(area, source, f"date={label}", name)
 
-    def existing(self, area: str, source: str, days: Iterable[date]) -> list[Any]:
-        """The partitions of ``days`` that are in the store, in the order given. On object
-        storage one listing answers for all of them, not a request per day."""
-        wanted = [self.partition(area, source, d) for d in days]
+    def existing(self, area: str, source: str, days: Iterable[date], name: str = PART) -> list[Any]:
+        """The partitions (or the files ``name`` beside them) of ``days`` that are in the
+        store, in the order given. On object storage one listing answers for all of them,
+        not a request per day."""
+        wanted = [self.partition(area, source, d, name) for d in days]
         if not self.remote:
             return [p for p in wanted if p.exists()]
         present = set(self._listing(self.root / area / source))
