@@ -210,13 +210,21 @@ def _decode_by_line(data: bytes, encoding: str) -> _Decoded:
 
 
 def _read_csv(data: bytes, rel: str) -> RawBatch:
+    if data.startswith(_BOM):
+        encoding, payload = "utf-8-sig", data[len(_BOM) :]
+    else:
+        encoding, payload = "utf-8", data
+    # Polars checks the UTF-8 itself, so valid UTF-8 goes to it as read, never decoded in Python;
+    # only when it refuses the file is the text decoded (CP932, mixed or broken encodings).
+    fast = _csv_fast(payload, rel)
+    if fast is not None:
+        return RawBatch(rel, fast, encoding=encoding)
     decoded = _decode(data)
     if decoded.text is not None:
-        # Valid UTF-8 goes to polars as the bytes read, not encoded again from the text.
-        payload = data.removeprefix(_BOM) if decoded.encoding.startswith("utf-8") else None
-        fast = _csv_fast(decoded.text, rel, payload)
-        if fast is not None:
-            return RawBatch(rel, fast, encoding=decoded.encoding)
+        if not decoded.encoding.startswith("utf-8"):
+            fast = _csv_fast(decoded.text.encode("utf-8"), rel)
+            if fast is not None:
+                return RawBatch(rel, fast, encoding=decoded.encoding)
         lines = decoded.text.split("\n")
     else:
         assert decoded.lines is not None
@@ -240,19 +248,22 @@ def _header_fields(text: str, rel: str) -> list[str]:
     return header
 
 
-def _csv_fast(text: str, rel: str, payload: bytes | None = None) -> pl.DataFrame | None:
-    """Parse with polars; None when the file needs the exact (slow) reader.
+def _csv_fast(payload: bytes, rel: str) -> pl.DataFrame | None:
+    """Parse UTF-8 bytes with polars; None when the file needs the exact (slow) reader.
 
     Polars fills a short record with nulls without a word, so the result is accepted only when
     the file's separators and line breaks are exactly those the parsed records account for.
     """
-    header = _header_fields(text, rel)
-    if payload is None:
-        payload = text.encode("utf-8")
+    end = payload.find(b"\n")
+    try:
+        first = (payload if end < 0 else payload[:end]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    header = _header_fields(first, rel)
     try:
         frame = pl.read_csv(payload, infer_schema=False, has_header=True, raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
-        return None
+        return None  # among others, bytes that are not UTF-8
     if frame.width != len(header):
         return None
     frame.columns = header
@@ -263,7 +274,7 @@ def _csv_fast(text: str, rel: str, payload: bytes | None = None) -> pl.DataFrame
     value_commas = frame.select(
         pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum()
     ).item()
-    header_commas = _first_line(text).count(",")
+    header_commas = first.count(",")
     if payload.count(b",") != header_commas + (frame.width - 1) * frame.height + (
         value_commas or 0
     ):

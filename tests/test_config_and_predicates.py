@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from insiderwatch.calendar import is_workday, workday_expr
 from insiderwatch.config import ConfigError, load_config
-from insiderwatch.ingest import parse_timestamp
+from insiderwatch.ingest import parse_timestamp, parse_timestamps
 
 
 def test_unknown_config_key_fails_naming_the_key(tmp_path: Path) -> None:
@@ -72,6 +72,28 @@ def test_parse_timestamp_matches_python(
     ):
         return  # ambiguous hours near a change are resolved to the earlier instant
     assert got == expected
+
+
+shapes = st.sampled_from(
+    [
+        lambda m: m.isoformat(sep=" ", timespec="seconds"),
+        lambda m: m.isoformat(sep=" ", timespec="seconds"),  # the common shape, twice as likely
+        lambda m: m.isoformat(timespec="seconds"),
+        lambda m: m.isoformat(sep=" ", timespec="milliseconds"),
+        lambda m: m.isoformat(timespec="seconds") + "Z",
+        lambda m: m.isoformat(sep=" ", timespec="minutes") + "+09:00",
+        lambda m: m.strftime("%Y/%m/%d %H:%M:%S"),
+        lambda m: "",
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(moments, shapes), max_size=12), zones)
+def test_column_parse_equals_the_general_parse(values: list, zone: str) -> None:
+    texts = pl.Series("t", [shape(m) or None for m, shape in values], dtype=pl.String)
+    general = texts.to_frame().select(parse_timestamp(pl.col("t"), zone)).to_series()
+    assert parse_timestamps(texts, zone).equals(general)
 
 
 @settings(deadline=None)

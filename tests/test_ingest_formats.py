@@ -8,8 +8,11 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from insiderwatch import store as store_module
+from insiderwatch.ingest import cluster, first_copies
 from tests.conftest import FILE_HEADER, assert_reconciles, csv_text, stored
 
 ROWS = [
@@ -228,3 +231,30 @@ def test_validate_mode_writes_nothing(landing, gate, tmp_path) -> None:
     report = ingest(logs, None, load_config(), date(2024, 4, 30), gate=gate)
     assert report.count("file_access", date(2024, 4, 1)).stored == 4
     assert not (tmp_path / "store").exists()
+
+
+# --- deduplication and clustering equal their plain polars spelling -----------------------------
+
+_users = st.sampled_from(["u1", "u10", "u2", "ü3", None])
+_stamps = st.sampled_from([datetime(2024, 4, 1, h, tzinfo=UTC) for h in (9, 10)] + [None])
+_paths = st.sampled_from(["a", "b", None])
+_lists = st.sampled_from([[], ["x"], ["x", "y"]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_users, _stamps, _paths, _lists), max_size=30))
+def test_first_copies_and_cluster_equal_unique_and_sort(rows: list) -> None:
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "user": pl.String,
+            "timestamp": pl.Datetime("us", "UTC"),
+            "path": pl.String,
+            "to": pl.List(pl.String),
+        },
+        orient="row",
+    ).with_row_index("line")
+    subset = ["user", "timestamp", "path", "to"]
+    deduped = frame.filter(first_copies(frame, subset))
+    assert deduped.equals(frame.unique(subset=subset, keep="first", maintain_order=True))
+    assert cluster(deduped).equals(deduped.sort(["user", "timestamp"], maintain_order=True))
