@@ -1,16 +1,16 @@
 """The daily run at company scale: 10,000 people, one day (about 5 million events) through
 ingest (with the Great Expectations gate), features, rules, model, scoring and the alert store.
 
-    uv run python benchmarks/daily.py [--users 10000] [--scale 18] [--seed 4343]
+    uv run python benchmarks/daily.py [--users 10000] [--scale 18] [--seed 4343] [--times 1]
 
-The day is generated once by ``insiderwatch samples generate`` (cached under
-``benchmarks/data/``, not committed) in a separate process, so its memory is not counted. A
-daily run finds the features and baselines of earlier days in the store, left by earlier runs;
-here the day's own features, with their counts scaled by a seeded random factor per person and
-day, stand in for the 91 days before it, and the baselines of the model's training days are
-computed from them, so baselines and model training work on a realistic volume. That setup is
-not timed; the day's own features and baselines are. Prints wall time per stage, the total,
-and the peak resident memory.
+The day comes from ``benchmarks/landing.py`` (generated once and cached under
+``benchmarks/data/``, not committed); ``--times 5`` runs (b), the same day five times the
+size. A daily run finds the features and baselines of earlier days in the store, left by
+earlier runs; here the day's own features, with their counts scaled by a seeded random factor
+per person and day, stand in for the 91 days before it, and the baselines of the model's
+training days are computed from them, so baselines and model training work on a realistic
+volume. That setup is not timed; the day's own features and baselines are. Prints wall time per
+stage, the total, and the peak resident memory.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from landing import DAY, day_landing, options
 
 from detectors.settings import load_tuning
 from insiderwatch.config import config_for_logs
@@ -38,9 +37,6 @@ from insiderwatch.pipeline import detect_range
 from insiderwatch.quality import QualityGate
 from insiderwatch.store import EventStore
 from schemas.features import STORED_FEATURES
-
-DATA = Path(__file__).resolve().parent / "data"
-DAY = date(2024, 6, 3)
 
 
 def _peak_mb() -> float:
@@ -69,22 +65,8 @@ def _history(store: EventStore, days: int, seed: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--scale", type=float, default=18.0)
-    parser.add_argument("--seed", type=int, default=4343)
-    args = parser.parse_args()
-
-    logs = DATA / f"daily_{args.users}x1_s{args.scale:g}_{args.seed}"
-    if not (logs / "hr" / "employees.csv").exists():
-        t = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "insiderwatch.cli", "samples", "generate", "--out", str(logs),
-             "--users", str(args.users), "--days", "1", "--seed", str(args.seed),
-             "--start", DAY.isoformat(), "--scale", str(args.scale)],
-            check=True,
-        )  # fmt: skip
-        print(f"generated {logs} in {time.perf_counter() - t:.0f} s")
+    args = options(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
+    logs = day_landing(args.users, args.scale, args.seed, args.times)
     config = config_for_logs(logs)
     tuning = load_tuning(None)
     root = Path(tempfile.mkdtemp(prefix="iw-daily-"))
@@ -119,7 +101,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     total = sum(timings.values())
-    print(f"people {args.users:,}, events {events:,} (one day, {DAY})")
+    size = "" if args.times == 1 else f", {args.times} times the size"
+    print(f"people {args.users:,}, events {events:,} (one day, {DAY}{size})")
     print(f"Great Expectations import (once per process): {gate_load:.1f} s")
     for name, seconds in timings.items():
         print(f"  {name:<20} {seconds:7.1f} s")

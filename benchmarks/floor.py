@@ -1,11 +1,12 @@
 """The floor: how long polars takes just to read the daily run's landing files, so the daily
 run can be reported as a multiple of reading its input.
 
-    uv run python benchmarks/floor.py [--users 10000] [--scale 18] [--seed 4343]
+    uv run python benchmarks/floor.py [--users 10000] [--scale 18] [--seed 4343] [--times 1]
 
-Reads every landing file of the day that ``benchmarks/daily.py`` generates (run that first; it
-caches the day under benchmarks/data/) with ``polars.read_csv``, all columns as text, the way
-the ingest's fast path reads them, and prints the best of three wall times and the rows read.
+Reads every landing file of the day that ``benchmarks/daily.py`` runs (the same options give
+the same cached day, made on first use by ``benchmarks/landing.py``) with ``polars.read_csv``,
+all columns as text, the way the ingest's fast path reads them, and prints the best of three
+wall times and the rows read.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import time
 from pathlib import Path
 
 import polars as pl
-
-DATA = Path(__file__).resolve().parent / "data"
+from landing import day_landing, options
 
 
 def read_all(logs: Path) -> int:
@@ -36,14 +36,8 @@ def floor_seconds(logs: Path, repeat: int = 3) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--scale", type=float, default=18.0)
-    parser.add_argument("--seed", type=int, default=4343)
-    args = parser.parse_args()
-    logs = DATA / f"daily_{args.users}x1_s{args.scale:g}_{args.seed}"
-    if not (logs / "hr" / "employees.csv").exists():
-        raise SystemExit(f"{logs} is missing: run benchmarks/daily.py with the same options first")
+    args = options(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
+    logs = day_landing(args.users, args.scale, args.seed, args.times)
     seconds, rows = floor_seconds(logs)
     print(f"landing files          {sum(1 for _ in logs.rglob('*.csv*'))}")
     print(f"rows read              {rows:,}")
