@@ -730,9 +730,13 @@ def first_copies(frame: pl.DataFrame, subset: list[str]) -> pl.Series:
     every column.
     """
     hashed = frame.select(pl.struct(subset).hash(0)).to_series()
-    suspect = hashed.is_duplicated()
-    if not suspect.any():
+    # Shared hashes from the sorted hashes' neighbours: sorting integers stays fast on a large
+    # day, where a hash table of every row (``is_duplicated``) does not.
+    ordered = hashed.sort()
+    shared = ordered.filter(ordered == ordered.shift(1))
+    if shared.is_empty():
         return pl.repeat(True, frame.height, eager=True)
+    suspect = hashed.is_in(shared.unique().implode())
     rows = suspect.arg_true()
     kept = (
         frame[rows]
@@ -746,13 +750,23 @@ def first_copies(frame: pl.DataFrame, subset: list[str]) -> pl.Series:
 def cluster(events: pl.DataFrame) -> pl.DataFrame:
     """Rows ordered by person, then time, stable: one person's events sit together in a file.
 
-    The user ids are sorted as an enum of the day's ids in their own order, which gives the
-    order of sorting the text, at the cost of sorting integers.
+    Equal to ``sort(["user", "timestamp"], maintain_order=True)``, but sorted on one integer
+    when it can hold both: the person's rank among the day's ids (null first) above the
+    microseconds since the earliest event (null first). Sorting one integer column takes a
+    third of the time of sorting text and time on a large day.
     """
     if events.height == 0:
         return events
     ids = events["user"].drop_nulls().unique().sort()
-    return events.sort(pl.col("user").cast(pl.Enum(ids)), pl.col("timestamp"), maintain_order=True)
+    person = pl.col("user").cast(pl.Enum(ids)).to_physical().cast(pl.UInt64) + 1
+    micros = pl.col("timestamp").dt.epoch("us")
+    span = events.select(micros.max() - micros.min()).item()
+    time_bits = (span or 0).bit_length() + 1
+    if (len(ids) + 1).bit_length() + time_bits > 64:
+        return events.sort("user", "timestamp", maintain_order=True)
+    since = (micros - micros.min() + 1).cast(pl.UInt64)
+    key = events.select(person.fill_null(0) * (1 << time_bits) + since.fill_null(0)).to_series()
+    return events.sort(key, maintain_order=True)
 
 
 def discover(logs: Path) -> dict[str, Path]:

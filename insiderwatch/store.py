@@ -160,6 +160,20 @@ def _in_window(label: str, start: date | None, end: date | None) -> bool:
     return (start is None or day >= start) and (end is None or day <= end)
 
 
+# Rows per row group when pyarrow writes (polars' own writer sizes them by bytes, about this).
+ROW_GROUP_ROWS = 131_072
+
+
+def _writer(frame: pl.DataFrame) -> dict[str, Any]:
+    """Which Parquet writer a local file gets. Polars 2.1's writer slows down more than
+    linearly on a *sorted* ``List(String)`` column (a day's mail: 1.5 million rows 1.8 s, 7.4
+    million rows 39 s), where pyarrow's takes 1.9 s and 9 s; frames with list columns go to
+    pyarrow, the rest stay with polars."""
+    if any(isinstance(dtype, pl.List) for dtype in frame.schema.values()):
+        return {"use_pyarrow": True, "row_group_size": ROW_GROUP_ROWS}
+    return {}
+
+
 def write_atomic(frame: pl.DataFrame, target: Any) -> None:
     if not isinstance(target, Path):  # an object: one PUT, seen whole or not at all
         frame.write_parquet(io_path(target), compression="zstd", statistics=True)
@@ -167,7 +181,7 @@ def write_atomic(frame: pl.DataFrame, target: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        frame.write_parquet(tmp, compression="zstd", statistics=True, **_writer(frame))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
