@@ -6,9 +6,12 @@ kept apart until scoring combines them.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
+from importlib.metadata import version
 
 import numpy as np
 import polars as pl
@@ -19,6 +22,8 @@ from detectors.models.isolation_forest import DeviationForest, deviation_matrix
 from detectors.settings import Tuning
 from insiderwatch.config import Config
 from insiderwatch.features import (
+    BASELINE_INPUTS,
+    BASELINES,
     KEY,
     evidence_frame,
     load_day_events,
@@ -280,6 +285,62 @@ def fit_forests(
             if train.height >= m.min_train_rows
             else None
         )
+    return forests
+
+
+FORESTS = "forest"  # models/forest/date=<retraining day>/: the fitted model and its inputs
+FOREST_FILE = "forest.pickle"
+FOREST_INPUTS = "forest.sha256"
+# Bump when fitting changes, so kept models are fitted again.
+_FOREST_VERSION = "1"
+
+
+def _forest_stamps(store: EventStore, anchors: list[date], tuning: Tuning) -> dict[date, str]:
+    """What the model of each retraining day is fitted from: the kept baselines' stamps of its
+    ``train_days`` (they fix the training rows and their order), the model settings and the
+    versions of the libraries whose objects are pickled."""
+    m = tuning.model
+    back = range(1, m.train_days + 1)
+    days = sorted({a - timedelta(days=k) for a in anchors for k in back})
+    kept = {
+        date.fromisoformat(p.parent.name[5:]): p.read_text()
+        for p in store.existing("features", BASELINES, days, BASELINE_INPUTS)
+    }
+    settings = ":".join(
+        [_FOREST_VERSION, version("scikit-learn"), version("pyod")]
+        + [str(v) for v in (m.n_estimators, m.max_samples, m.seed, m.train_days, m.min_train_rows)]
+    )
+    return {
+        a: hashlib.sha256(
+            "\n".join([settings, *(kept.get(a - timedelta(days=k), "-") for k in back)]).encode()
+        ).hexdigest()
+        for a in anchors
+    }
+
+
+def kept_forests(
+    store: EventStore, usable: pl.DataFrame, start: date, end: date, tuning: Tuning
+) -> dict[date, DeviationForest | None]:
+    """``fit_forests`` with the fitted models kept in the store by retraining day: a model is
+    fitted once, on its retraining day's run, and read by the runs of the days after it, until
+    the baselines it was fitted on change. ``usable`` must hold everyone's training rows
+    (``model_rows`` of the evidence)."""
+    anchors = sorted({retrain_anchor(d, tuning) for d in days_between(start, end)})
+    stamps = _forest_stamps(store, anchors, tuning)
+    forests: dict[date, DeviationForest | None] = {}
+    for anchor in anchors:
+        stamp = store.partition("models", FORESTS, anchor, FOREST_INPUTS)
+        if stamp.exists() and stamp.read_text() == stamps[anchor]:
+            model = store.partition("models", FORESTS, anchor, FOREST_FILE).read_bytes()
+            forests[anchor] = pickle.loads(model)  # the store's own file, as trusted as the store
+    fresh = [a for a in anchors if a not in forests]
+    fit_forests(usable, start, end, tuning, forests)
+    for anchor in fresh:
+        # The model first, its stamp last: a run stopped between the two fits it again.
+        model = store.partition("models", FORESTS, anchor, FOREST_FILE)
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(pickle.dumps(forests[anchor]))
+        store.partition("models", FORESTS, anchor, FOREST_INPUTS).write_text(stamps[anchor])
     return forests
 
 

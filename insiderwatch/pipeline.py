@@ -29,8 +29,8 @@ from insiderwatch.detect import (
     days_between,
     empty_findings,
     evidence_rows,
-    fit_forests,
     history_days,
+    kept_forests,
     model_rows,
     run_model,
     run_rules,
@@ -112,7 +112,9 @@ def detect_range(
     findings = run_rules(assembled, tuning)
     _write_days(store, "findings", findings, start, end, "local_date")
     lap("rules")
-    scores = run_model(assembled, tuning)
+    frame = assembled.frame
+    forests = kept_forests(store, model_rows(frame), start, end, tuning) if frame.height else {}
+    scores = run_model(assembled, tuning, forests)
     _write_days(store, "model", scores, start, end, "local_date")
     lap("model")
     roster = pl.read_parquet(io_path(store.roster_path()))
@@ -199,7 +201,7 @@ def fit_shard_models(store: EventStore, start: date, end: date, tuning: Tuning, 
     frames = [_evidence(folder, shard) for shard in range(shards)]
     parts = [f.select(columns) for f in frames if "peer_days" in f.columns]
     usable = model_rows(pl.concat(parts).sort(KEY)) if parts else pl.DataFrame()
-    forests = fit_forests(usable, start, end, tuning) if usable.height else {}
+    forests = kept_forests(store, usable, start, end, tuning) if usable.height else {}
     target = folder / "models.pickle"
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(pickle.dumps(forests))

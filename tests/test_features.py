@@ -104,3 +104,74 @@ def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
         .sort(KEY)
         .equals(kept)
     )
+
+
+def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
+    reported_store, tmp_path, monkeypatch
+) -> None:
+    import shutil
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from detectors.models.isolation_forest import DeviationForest
+    from detectors.settings import load_tuning
+    from insiderwatch.config import config_for_logs
+    from insiderwatch.db import Database
+    from insiderwatch.detect import FOREST_FILE, FORESTS, retrain_anchor
+    from insiderwatch.pipeline import RESULTS, detect_range
+    from insiderwatch.store import io_paths
+
+    from .conftest import REPORT_START, SAMPLE_LOGS
+
+    root = tmp_path / "store"
+    shutil.copytree(reported_store, root)
+    store = EventStore(root)
+    tuning, config = load_tuning(), config_for_logs(SAMPLE_LOGS)
+    days = [REPORT_START + timedelta(days=k) for k in range(3)]
+    anchors = {retrain_anchor(day, tuning) for day in days}
+    # The report run kept one model per retraining day of its range.
+    assert all(store.partition("models", FORESTS, a, FOREST_FILE).exists() for a in anchors)
+
+    def model_scores() -> pl.DataFrame:
+        return pl.read_parquet(io_paths(store.existing(RESULTS, "model", days)))
+
+    kept_scores = model_scores()
+    assert kept_scores.height > 100
+    fitted: list[int] = []
+    fit = DeviationForest.fit
+    monkeypatch.setattr(
+        DeviationForest, "fit", lambda self, x: fitted.append(len(x)) or fit(self, x)
+    )
+
+    def detect() -> None:
+        database = Database(str(tmp_path / f"alerts-{len(fitted)}.duckdb"))
+        detect_range(store, database, days[0], days[-1], config, tuning, "kept-models")
+        database.close()
+
+    detect()  # the kept models are read: nothing is fitted, the scores are the same
+    assert fitted == []
+    assert model_scores().equals(kept_scores)
+
+    shutil.rmtree(root / "models")  # fitted afresh: the same scores
+    detect()
+    assert len(fitted) == len(anchors)
+    assert model_scores().equals(kept_scores)
+
+    # Other model settings, or baselines drawn from other inputs (here a person moved to
+    # another department, so the peer groups changed), mean a model fitted again.
+    fitted.clear()
+    detect_with = tuning
+    tuning = replace(tuning, model=tuning.model.model_copy(update={"n_estimators": 60}))
+    detect()
+    assert len(fitted) == len(anchors)
+    assert not model_scores().equals(kept_scores)
+    tuning = detect_with
+    detect()
+    fitted.clear()
+    roster = pl.read_parquet(store.roster_path())
+    moved = roster["user"][0]
+    roster.with_columns(
+        department=pl.when(pl.col("user") == moved).then(pl.lit("法務部")).otherwise("department")
+    ).write_parquet(store.roster_path())
+    detect()
+    assert len(fitted) == len(anchors)

@@ -41,7 +41,8 @@ class DeviationForest:
             random_state=self.seed,
             n_jobs=1,
         ).fit(x)
-        self.train_scores_ = np.sort(self.model_.decision_function(x))
+        # pyod keeps the training rows' scores (``decision_function`` of ``x``): not scored again.
+        self.train_scores_ = np.sort(self.model_.decision_scores_)
         return self
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
