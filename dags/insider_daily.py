@@ -6,8 +6,9 @@ supervisor; the inbound digest at month and quarter end) → send (by SMTP when 
 enables it).
 
 Detection is mapped over ``shards`` groups of people (dynamic task mapping), so a Celery
-deployment spreads it over its workers: ``baselines`` per shard → ``fit_models`` once, on
-every shard's training rows → ``detect`` (rules and model scores) per shard → ``scoring``
+deployment spreads it over its workers: ``baselines`` per shard → ``fit_models`` once (the
+model kept by the retraining day's run, or fitted on every shard's training rows) →
+``detect`` (rules and model scores) per shard → ``scoring``
 ranks everyone under one review budget. Any number of shards gives the same alerts.
 
 Each task is one call into ``insiderwatch.tasks`` and works on its own day: the local day

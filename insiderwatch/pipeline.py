@@ -194,8 +194,9 @@ def baselines_shard(
 
 
 def fit_shard_models(store: EventStore, start: date, end: date, tuning: Tuning, shards: int) -> int:
-    """Fit the range's models on every shard's training rows, in the order the single-process
-    run sees them; returns the number of models fitted."""
+    """The range's models for the shards: kept ones read, the others fitted on every shard's
+    training rows in the order the single-process run sees them (and kept); returns the
+    number of models."""
     folder = shard_folder(store, start, end, shards)
     columns = [*KEY, "peer_days", "history_days", *DEVIATION_COLUMNS]
     frames = [_evidence(folder, shard) for shard in range(shards)]

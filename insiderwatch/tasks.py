@@ -104,7 +104,8 @@ def baselines_day(store: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit_models_day(store: str, day: str, shards: int) -> dict[str, Any]:
-    """The day's isolation forest, fitted once on every shard's training rows."""
+    """The day's isolation forest: the one its retraining day kept, or fitted once on every
+    shard's training rows."""
     from detectors.settings import load_tuning
     from insiderwatch.pipeline import fit_shard_models
 
