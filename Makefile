@@ -17,7 +17,7 @@ demo: setup
 test: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run pytest
+	$(UV) run pytest --numprocesses 2 --dist loadfile
 
 lint: setup
 	$(UV) run ruff check .

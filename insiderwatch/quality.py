@@ -138,7 +138,15 @@ class GateResult:
 
 
 class QualityGate:
-    """One ephemeral GX context with a checkpoint per source, loaded from the committed suites."""
+    """One ephemeral GX context, loaded from the committed suites: per source a batch definition
+    over a whole dataframe and a checkpoint that runs the suite on it.
+
+    A source-day is first validated against its suite for pass/fail alone, which skips the
+    checkpoint's bookkeeping (freshness checks of its stored definitions, a stored result): about
+    0.05 s a day instead of 0.08, and ingest runs one validation per source-day. A day that fails
+    goes through the checkpoint, which reports each expectation, so the quarantine reason names
+    what failed and on what share of rows.
+    """
 
     def __init__(self, suite_dir: Path = SUITE_DIR) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -151,8 +159,9 @@ class QualityGate:
             globally=False
         )
         datasource = self._context.data_sources.add_pandas("insiderwatch")
+        self._suites: dict[str, Any] = {}
+        self._batches: dict[str, Any] = {}
         self._checkpoints: dict[str, Any] = {}
-        self._validations: dict[str, Any] = {}
         for name in SOURCES:
             definition = json.loads((suite_dir / f"{name}.json").read_text(encoding="utf-8"))
             suite = self._context.suites.add(gx.ExpectationSuite(**definition))
@@ -161,32 +170,32 @@ class QualityGate:
             validation = self._context.validation_definitions.add(
                 gx.ValidationDefinition(name=f"{name}_day", data=batch, suite=suite)
             )
-            # Pass/fail only on the hot path; details are computed again for a failed day.
             self._checkpoints[name] = self._context.checkpoints.add(
                 gx.Checkpoint(
                     name=f"{name}_gate",
                     validation_definitions=[validation],
-                    result_format="BOOLEAN_ONLY",
+                    result_format="SUMMARY",
                 )
             )
-            self._validations[name] = validation
+            self._suites[name] = suite
+            self._batches[name] = batch
 
     def validate(self, source: str, frame: pl.DataFrame) -> GateResult:
         handoff = handoff_frame(SOURCES[source], frame)
-        result = self._checkpoints[source].run(batch_parameters={"dataframe": handoff})
-        evaluated = sum(len(run.results) for run in result.run_results.values())
-        if result.success:
+        batch = self._batches[source].get_batch(batch_parameters={"dataframe": handoff})
+        verdict = batch.validate(self._suites[source], result_format="BOOLEAN_ONLY")
+        evaluated = len(verdict.results)
+        if verdict.success:
             return GateResult(source, True, evaluated, [])
-        detailed = self._validations[source].run(
-            batch_parameters={"dataframe": handoff}, result_format="SUMMARY"
-        )
+        result = self._checkpoints[source].run(batch_parameters={"dataframe": handoff})
         failures: list[str] = []
-        for item in detailed.results:
-            if item.success:
-                continue
-            config = item.expectation_config
-            column = config.kwargs.get("column", "")
-            share = (item.result or {}).get("unexpected_percent")
-            detail = f" ({share:.1f}% of rows)" if share is not None else ""
-            failures.append(f"{config.type} on {column}{detail}")
+        for run in result.run_results.values():
+            for item in run.results:
+                if item.success:
+                    continue
+                config = item.expectation_config
+                column = config.kwargs.get("column", "")
+                share = (item.result or {}).get("unexpected_percent")
+                detail = f" ({share:.1f}% of rows)" if share is not None else ""
+                failures.append(f"{config.type} on {column}{detail}")
         return GateResult(source, False, evaluated, failures)

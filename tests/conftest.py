@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
@@ -18,6 +19,9 @@ from insiderwatch.quality import QualityGate
 from insiderwatch.store import EventStore
 
 REPO = Path(__file__).resolve().parent.parent
+# pytest-xdist starts its workers with COLUMNS=80, which the CLI's console would keep as its
+# width for good; without it, each CliRunner invocation's own COLUMNS applies, as in one process.
+os.environ.pop("COLUMNS", None)
 SAMPLE_LOGS = REPO / "sample_logs"
 AS_OF = date(2024, 4, 30)
 
@@ -146,17 +150,44 @@ def alert_db_url(request, tmp_path: Path) -> str:
 REPORT_START, REPORT_END = date(2024, 6, 10), date(2024, 6, 21)
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]):
+    """A store made by ``build`` once per test run, however many pytest-xdist workers ask for
+    it: the first takes a lock and builds, the others wait. Each worker gets its own copy, since
+    tests open its DuckDB file and DuckDB lets one process at a time do that. A failed build
+    leaves no marker, so every worker that asks fails the same way."""
+    own = tmp_path_factory.getbasetemp() / f"shared-{name}" / "store"
+    own.parent.mkdir(exist_ok=True)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        build(own)
+        return own
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{name}"  # the run's workers share it
+    folder.mkdir(exist_ok=True)
+    root, done = folder / "store", folder / "built"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                shutil.rmtree(root, ignore_errors=True)
+                build(root)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    shutil.copytree(root, own)
+    return own
+
+
 @pytest.fixture(scope="session")
 def ingested_sample(tmp_path_factory) -> Path:
     from typer.testing import CliRunner
 
     from insiderwatch.cli import app
 
-    root = tmp_path_factory.mktemp("ingested") / "store"
-    args = ["ingest", "--logs", str(SAMPLE_LOGS), "--store", str(root), "--as-of", "2024-06-29"]
-    done = CliRunner().invoke(app, args)
-    assert done.exit_code == 0, done.output
-    return root
+    def build(root: Path) -> None:
+        args = ["ingest", "--logs", str(SAMPLE_LOGS), "--store", str(root), "--as-of", "2024-06-29"]
+        done = CliRunner().invoke(app, args)
+        assert done.exit_code == 0, done.output
+
+    return built_once(tmp_path_factory, "ingested", build)
 
 
 @pytest.fixture(scope="session")
@@ -167,13 +198,14 @@ def reported_store(ingested_sample: Path, tmp_path_factory) -> Path:
 
     from insiderwatch.cli import app
 
-    root = tmp_path_factory.mktemp("reported") / "store"
-    shutil.copytree(ingested_sample, root)
-    window = ["--start", REPORT_START.isoformat(), "--end", REPORT_END.isoformat()]
-    args = ["run", "--logs", str(SAMPLE_LOGS), "--store", str(root), *window]
-    done = CliRunner().invoke(app, args)
-    assert done.exit_code == 0, done.output
-    return root
+    def build(root: Path) -> None:
+        shutil.copytree(ingested_sample, root)
+        window = ["--start", REPORT_START.isoformat(), "--end", REPORT_END.isoformat()]
+        args = ["run", "--logs", str(SAMPLE_LOGS), "--store", str(root), *window]
+        done = CliRunner().invoke(app, args)
+        assert done.exit_code == 0, done.output
+
+    return built_once(tmp_path_factory, "reported", build)
 
 
 # ---------------------------------------------------------------------------------------------
