@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,7 @@ class QualityGate:
             globally=False
         )
         datasource = self._context.data_sources.add_pandas("insiderwatch")
+        self._lock = threading.Lock()
         self._suites: dict[str, Any] = {}
         self._batches: dict[str, Any] = {}
         self._checkpoints: dict[str, Any] = {}
@@ -182,6 +184,10 @@ class QualityGate:
 
     def validate(self, source: str, frame: pl.DataFrame) -> GateResult:
         handoff = handoff_frame(SOURCES[source], frame)
+        with self._lock:  # one GX context, not made for concurrent runs
+            return self._validate(source, handoff)
+
+    def _validate(self, source: str, handoff: Any) -> GateResult:
         batch = self._batches[source].get_batch(batch_parameters={"dataframe": handoff})
         verdict = batch.validate(self._suites[source], result_format="BOOLEAN_ONLY")
         evaluated = len(verdict.results)

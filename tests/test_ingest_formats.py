@@ -258,3 +258,32 @@ def test_first_copies_and_cluster_equal_unique_and_sort(rows: list) -> None:
     deduped = frame.filter(first_copies(frame, subset))
     assert deduped.equals(frame.unique(subset=subset, keep="first", maintain_order=True))
     assert cluster(deduped).equals(deduped.sort(["user", "timestamp"], maintain_order=True))
+
+
+def test_sources_ingested_side_by_side_equal_one_at_a_time(gate, tmp_path) -> None:
+    """Two sources at a time (the default) store the same rows and report the same counts,
+    errors and warnings, in the same order, as one source at a time."""
+    from insiderwatch.config import load_config
+    from insiderwatch.ingest import ingest
+    from insiderwatch.store import EventStore
+    from tests.conftest import SAMPLE_LOGS
+
+    day = date(2024, 6, 12)
+    reports, stores = [], []
+    for workers in (1, 2):
+        store = EventStore(tmp_path / f"w{workers}")
+        reports.append(
+            ingest(SAMPLE_LOGS, store, load_config(), day, day, day, gate, workers=workers)
+        )
+        stores.append(store)
+    one, two = reports
+    assert [c.source for c in one.counts] == [c.source for c in two.counts]
+    assert one.counts == two.counts and one.errors == two.errors
+    assert one.warnings == two.warnings
+    assert sum(c.stored for c in one.counts if c.day == day) > 1000
+    for count in one.counts:
+        if count.day == day:
+            for area in ("events", "quarantine"):
+                assert stored(stores[0], count.source, area).equals(
+                    stored(stores[1], count.source, area)
+                ), (count.source, area)
