@@ -150,7 +150,9 @@ def alert_db_url(request, tmp_path: Path) -> str:
 REPORT_START, REPORT_END = date(2024, 6, 10), date(2024, 6, 21)
 
 
-def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]):
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
     """A store made by ``build`` once per test run, however many pytest-xdist workers ask for
     it: the first takes a lock and builds, the others wait. Each worker gets its own copy, since
     tests open its DuckDB file and DuckDB lets one process at a time do that. A failed build
