@@ -29,7 +29,7 @@ from insiderwatch.features import (
     load_day_events,
     roster_lazy,
 )
-from insiderwatch.store import EventStore
+from insiderwatch.store import EventStore, write_bytes_atomic
 from schemas.features import FEATURE_NAMES, UNITS
 
 ROSTER_COLUMNS = (
@@ -336,11 +336,15 @@ def kept_forests(
     fresh = [a for a in anchors if a not in forests]
     fit_forests(usable, start, end, tuning, forests)
     for anchor in fresh:
-        # The model first, its stamp last: a run stopped between the two fits it again.
-        model = store.partition("models", FORESTS, anchor, FOREST_FILE)
-        model.parent.mkdir(parents=True, exist_ok=True)
-        model.write_bytes(pickle.dumps(forests[anchor]))
-        store.partition("models", FORESTS, anchor, FOREST_INPUTS).write_text(stamps[anchor])
+        # The old stamp off, the model (whole or not at all), the new stamp last: a run stopped
+        # anywhere in between leaves no stamp, so the next run fits the model again.
+        stamp = store.partition("models", FORESTS, anchor, FOREST_INPUTS)
+        if stamp.exists():
+            stamp.unlink()
+        write_bytes_atomic(
+            pickle.dumps(forests[anchor]), store.partition("models", FORESTS, anchor, FOREST_FILE)
+        )
+        stamp.write_text(stamps[anchor])
     return forests
 
 

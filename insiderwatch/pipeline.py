@@ -39,7 +39,14 @@ from insiderwatch.detect import (
 )
 from insiderwatch.features import USER_DAY, ensure_baselines, ensure_features
 from insiderwatch.scoring import ALERT_SCHEMA, score, settings_points
-from insiderwatch.store import EventStore, io_path, io_paths, remove_tree, write_atomic
+from insiderwatch.store import (
+    EventStore,
+    io_path,
+    io_paths,
+    remove_tree,
+    write_atomic,
+    write_bytes_atomic,
+)
 
 RESULTS = "results"
 DAY_SCHEMA = {"user": pl.String, "local_date": pl.Date}
@@ -203,10 +210,7 @@ def fit_shard_models(store: EventStore, start: date, end: date, tuning: Tuning, 
     parts = [f.select(columns) for f in frames if "peer_days" in f.columns]
     usable = model_rows(pl.concat(parts).sort(KEY)) if parts else pl.DataFrame()
     forests = kept_forests(store, usable, start, end, tuning) if usable.height else {}
-    target = folder / "models.pickle"
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(pickle.dumps(forests))
-    tmp.replace(target)
+    write_bytes_atomic(pickle.dumps(forests), folder / "models.pickle")
     return sum(f is not None for f in forests.values())
 
 

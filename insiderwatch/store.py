@@ -188,3 +188,22 @@ def write_atomic(frame: pl.DataFrame, target: Any) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_bytes_atomic(data: bytes, target: Any) -> None:
+    """``data`` at ``target``, seen whole or not at all, as :func:`write_atomic` does for a
+    frame (a local file moved into place; an object, one PUT)."""
+    if not isinstance(target, Path):
+        target.write_bytes(data)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
