@@ -33,6 +33,22 @@ def latest_status(db: Database) -> dict[str, str]:
     return latest
 
 
+FINDING_TABLE_COLUMNS = (
+    "finding_id",
+    "alert_id",
+    "alert_date",
+    "user_id",
+    "detector",
+    "severity",
+    "points",
+    "channel",
+    "value",
+    "reason",
+    "evidence",
+    "run_id",
+)
+
+
 def publish(
     db: Database,
     alerts: pl.DataFrame,
@@ -92,18 +108,8 @@ def publish(
     with db.transaction():
         db.execute("DELETE FROM alerts WHERE alert_date BETWEEN ? AND ?", (start, end))
         db.execute("DELETE FROM findings WHERE alert_date BETWEEN ? AND ?", (start, end))
-        db.executemany(
-            "INSERT INTO alerts (alert_id, alert_date, user_id, name, department, supervisor, "
-            "score, severity, rank, budgeted, detectors, reasons, evidence, model_score, "
-            "drivers, status, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            alert_rows,
-        )
-        db.executemany(
-            "INSERT INTO findings (finding_id, alert_id, alert_date, user_id, detector, "
-            "severity, points, channel, value, reason, evidence, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            list(finding_rows.values()),
-        )
+        db.insert("alerts", (*ALERT_COLUMNS, "run_id"), alert_rows)
+        db.insert("findings", FINDING_TABLE_COLUMNS, finding_rows.values())
     return len(alert_rows)
 
 

@@ -105,6 +105,20 @@ SCHEMA = (
 )
 
 
+def _polars_types() -> dict[str, Any]:
+    import polars as pl
+
+    return {
+        "VARCHAR": pl.String,
+        "DATE": pl.Date,
+        "DOUBLE": pl.Float64,
+        "BOOLEAN": pl.Boolean,
+        "INTEGER": pl.Int64,
+        "BIGINT": pl.Int64,
+        "TIMESTAMP": pl.Datetime("us"),
+    }
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -142,6 +156,32 @@ class Database:
                 cur.executemany(self._sql(sql), rows)
         else:
             self._conn.executemany(sql, rows)
+
+    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Append ``rows`` (values in ``columns`` order) to ``table`` in one bulk load: COPY on
+        PostgreSQL; on DuckDB a frame typed from the table's own columns, inserted in one
+        statement (DuckDB's ``executemany`` runs a statement a row, about 600 rows a second).
+        Returns the rows written."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        names = ", ".join(columns)
+        if self._pg:
+            with self._conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return len(rows)
+        import polars as pl
+
+        declared = {c: t for c, t, *_ in self._conn.execute(f"DESCRIBE {table}").fetchall()}
+        schema = {c: _polars_types().get(declared[c], pl.String) for c in columns}
+        frame = pl.DataFrame(rows, schema=schema, orient="row", strict=False)
+        self._conn.register("_insert_rows", frame)
+        try:
+            self._conn.execute(f"INSERT INTO {table} ({names}) SELECT * FROM _insert_rows")
+        finally:
+            self._conn.unregister("_insert_rows")
+        return len(rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self._pg:
@@ -192,9 +232,19 @@ class Database:
         )
 
     def record_counts(self, run_id: str, counts: Iterable[Any]) -> None:
-        self.executemany(
-            "INSERT INTO ingest_counts (run_id, source, day, files, rows_read, stored, "
-            "quarantined, duplicates, gate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.insert(
+            "ingest_counts",
+            (
+                "run_id",
+                "source",
+                "day",
+                "files",
+                "rows_read",
+                "stored",
+                "quarantined",
+                "duplicates",
+                "gate",
+            ),
             [
                 (
                     run_id,

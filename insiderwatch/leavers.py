@@ -113,10 +113,21 @@ def sync_leavers(
         )
     with db.transaction():
         db.execute("DELETE FROM leavers")
-        db.executemany(
-            "INSERT INTO leavers (user_id, name, department, supervisor, notice_date, last_day, "
-            "lookback_status, lookback_verdict, lookback_folder, open_alerts, as_of) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.insert(
+            "leavers",
+            (
+                "user_id",
+                "name",
+                "department",
+                "supervisor",
+                "notice_date",
+                "last_day",
+                "lookback_status",
+                "lookback_verdict",
+                "lookback_folder",
+                "open_alerts",
+                "as_of",
+            ),
             rows,
         )
     return updates
