@@ -78,13 +78,22 @@ def first_references(limit: int = 5) -> pl.Expr:
     )
 
 
-def day_references(events: pl.LazyFrame, with_top_secret: bool = False) -> pl.LazyFrame:
-    """Per user-day of ``events``: up to five event references in ``evidence`` and, with
-    ``with_top_secret``, whether any of the events was on 極秘 material."""
+def day_references(
+    events: pl.LazyFrame, days: pl.LazyFrame, with_top_secret: bool = False
+) -> pl.LazyFrame:
+    """Per user-day of ``days`` (those a rule flagged): up to five references to its
+    ``events`` in ``evidence`` and, with ``with_top_secret``, whether any of them was on 極秘
+    material. Only the flagged days' events are read past their key, so a rule pays for
+    references to what it found, not to every event of the day."""
     aggregations = [first_references()]
     if with_top_secret:
         aggregations.append((pl.col("level") == "top_secret").any().alias("top_secret"))
-    return events.group_by("user", "local_date").agg(aggregations)
+    flagged = days.select("user", "local_date").unique()
+    return (
+        events.join(flagged, on=["user", "local_date"], how="semi")
+        .group_by("user", "local_date")
+        .agg(aggregations)
+    )
 
 
 def on_notice() -> pl.Expr:

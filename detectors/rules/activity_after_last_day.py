@@ -17,19 +17,18 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     if activity is None:
         return base.empty()
     gone = pl.col("last_day").is_not_null() & (pl.col("local_date") > pl.col("last_day"))
-    return (
-        evidence.days.filter(gone, pl.col("events") >= p.min_events)
-        .join(day_references(activity), on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            value=pl.col("events"),
-            reason=pl.format(
-                "{} events {} day(s) after the last working day {}; usual 0 after leaving; peers 0",
-                count(pl.col("events")),
-                (pl.col("local_date") - pl.col("last_day")).dt.total_days(),
-                pl.col("last_day"),
-            ),
-        )
+    flagged = evidence.days.filter(gone, pl.col("events") >= p.min_events)
+    return flagged.join(
+        day_references(activity, flagged), on=["user", "local_date"], how="left"
+    ).select(
+        "user",
+        "local_date",
+        "evidence",
+        value=pl.col("events"),
+        reason=pl.format(
+            "{} events {} day(s) after the last working day {}; usual 0 after leaving; peers 0",
+            count(pl.col("events")),
+            (pl.col("local_date") - pl.col("last_day")).dt.total_days(),
+            pl.col("last_day"),
+        ),
     )

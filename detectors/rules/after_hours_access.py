@@ -18,25 +18,22 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     activity = evidence.activity()
     if activity is None:
         return base.empty()
-    refs = day_references(activity.filter(pl.col("after_hours")))
-    return (
-        evidence.days.filter(
-            pl.col("after_hours_events") >= p.min_events,
-            pl.col("after_hours_share") >= p.min_share,
-            pl.col("after_hours_share__own").fill_null(0) <= p.max_usual_share,
-        )
-        .join(refs, on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            value=pl.col("after_hours_events"),
-            reason=pl.format(
-                "{} events after hours or on a holiday ({} of the day); usual {}; peers {}",
-                count(pl.col("after_hours_events")),
-                percent(pl.col("after_hours_share")),
-                percent(pl.col("after_hours_share__own")),
-                percent(pl.col("after_hours_share__peer")),
-            ),
-        )
+    flagged = evidence.days.filter(
+        pl.col("after_hours_events") >= p.min_events,
+        pl.col("after_hours_share") >= p.min_share,
+        pl.col("after_hours_share__own").fill_null(0) <= p.max_usual_share,
+    )
+    refs = day_references(activity.filter(pl.col("after_hours")), flagged)
+    return flagged.join(refs, on=["user", "local_date"], how="left").select(
+        "user",
+        "local_date",
+        "evidence",
+        value=pl.col("after_hours_events"),
+        reason=pl.format(
+            "{} events after hours or on a holiday ({} of the day); usual {}; peers {}",
+            count(pl.col("after_hours_events")),
+            percent(pl.col("after_hours_share")),
+            percent(pl.col("after_hours_share__own")),
+            percent(pl.col("after_hours_share__peer")),
+        ),
     )

@@ -20,7 +20,8 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     sent = mail.filter(
         pl.col("direction") == "outbound", pl.col("external"), pl.col("has_attachments")
     )
-    per_day = day_references(sent).join(
+    noticed = evidence.days.filter(on_notice())
+    per_day = day_references(sent, noticed).join(
         sent.group_by("user", "local_date").agg(
             n=pl.len(),
             size=pl.col("attachment_bytes").fill_null(0).sum(),
@@ -34,7 +35,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     )
     return (
         per_day.filter(pl.col("n") >= p.min_mails)
-        .join(evidence.days.filter(on_notice()), on=["user", "local_date"], how="inner")
+        .join(noticed, on=["user", "local_date"], how="inner")
         .select(
             "user",
             "local_date",

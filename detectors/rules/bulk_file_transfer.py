@@ -23,7 +23,6 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         pl.col("action").is_in(["download", "copy", "move"]),
         pl.col("destination").fill_null("") != "removable",
     )
-    refs = day_references(moved, with_top_secret=True)
     n = pl.col("files_downloaded") + pl.col("files_copied")
     size = pl.col("files_downloaded_bytes") + pl.col("files_copied_bytes")
     own_n = pl.col("files_downloaded__own") + pl.col("files_copied__own")
@@ -45,24 +44,25 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         .then(pl.lit("usual"))
         .otherwise(pl.lit("usual (new starter: peers)"))
     )
-    return (
-        evidence.days.filter(by_count | by_bytes)
-        .join(refs, on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            "top_secret",
-            value=n,
-            reason=pl.format(
-                "downloaded or copied {} files ({}); {} {} files ({}); peers {} files ({})",
-                count(n),
-                human_bytes(size),
-                label,
-                count(own_n),
-                human_bytes(own_b),
-                count(peer_n),
-                human_bytes(peer_b),
-            ),
-        )
+    flagged = evidence.days.filter(by_count | by_bytes)
+    return flagged.join(
+        day_references(moved, flagged, with_top_secret=True),
+        on=["user", "local_date"],
+        how="left",
+    ).select(
+        "user",
+        "local_date",
+        "evidence",
+        "top_secret",
+        value=n,
+        reason=pl.format(
+            "downloaded or copied {} files ({}); {} {} files ({}); peers {} files ({})",
+            count(n),
+            human_bytes(size),
+            label,
+            count(own_n),
+            human_bytes(own_b),
+            count(peer_n),
+            human_bytes(peer_b),
+        ),
     )

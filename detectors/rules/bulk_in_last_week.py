@@ -36,24 +36,23 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         (pages >= p.min_pages)
         & (pages > p.own_multiple * pl.col("printed_pages__own").fill_null(0))
     )
-    return (
-        evidence.days.filter(final_week, bulk)
-        .join(day_references(moved), on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            value=n,
-            reason=pl.format(
-                "{} day(s) before leaving: downloaded or copied {} files ({}), printed {} pages;"
-                " usual {} files, {} pages; peers {} files",
-                left,
-                count(n),
-                human_bytes(size),
-                count(pages),
-                count(usual),
-                count(pl.col("printed_pages__own")),
-                count(pl.col("files_downloaded__peer") + pl.col("files_copied__peer")),
-            ),
-        )
+    flagged = evidence.days.filter(final_week, bulk)
+    return flagged.join(
+        day_references(moved, flagged), on=["user", "local_date"], how="left"
+    ).select(
+        "user",
+        "local_date",
+        "evidence",
+        value=n,
+        reason=pl.format(
+            "{} day(s) before leaving: downloaded or copied {} files ({}), printed {} pages;"
+            " usual {} files, {} pages; peers {} files",
+            left,
+            count(n),
+            human_bytes(size),
+            count(pages),
+            count(usual),
+            count(pl.col("printed_pages__own")),
+            count(pl.col("files_downloaded__peer") + pl.col("files_copied__peer")),
+        ),
     )

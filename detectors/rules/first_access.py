@@ -28,7 +28,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     on_new = touched.filter(
         (pl.col("system_l") == pl.col("new_items")) | (pl.col("share") == pl.col("new_items"))
     ).unique(["source_file", "source_line"])
-    refs = day_references(on_new, with_top_secret=True)
+    refs = day_references(on_new, days, with_top_secret=True)
     return days.join(refs, on=["user", "local_date"], how="left").select(
         "user",
         "local_date",

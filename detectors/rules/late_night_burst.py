@@ -17,24 +17,21 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     files = evidence.source("file_access")
     if files is None:
         return base.empty()
-    refs = day_references(files.filter(pl.col("night")))
-    return (
-        evidence.days.filter(
-            pl.col("night_peak_hour") >= p.min_events_per_hour,
-            pl.col("night_peak_hour")
-            > p.usual_multiple * pl.col("night_peak_hour__own_max").fill_null(0),
-        )
-        .join(refs, on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            value=pl.col("night_peak_hour"),
-            reason=pl.format(
-                "{} file events within one late-night hour; usual busiest night hour {}; peers {}",
-                count(pl.col("night_peak_hour")),
-                count(pl.col("night_peak_hour__own_max")),
-                count(pl.col("night_peak_hour__peer")),
-            ),
-        )
+    flagged = evidence.days.filter(
+        pl.col("night_peak_hour") >= p.min_events_per_hour,
+        pl.col("night_peak_hour")
+        > p.usual_multiple * pl.col("night_peak_hour__own_max").fill_null(0),
+    )
+    refs = day_references(files.filter(pl.col("night")), flagged)
+    return flagged.join(refs, on=["user", "local_date"], how="left").select(
+        "user",
+        "local_date",
+        "evidence",
+        value=pl.col("night_peak_hour"),
+        reason=pl.format(
+            "{} file events within one late-night hour; usual busiest night hour {}; peers {}",
+            count(pl.col("night_peak_hour")),
+            count(pl.col("night_peak_hour__own_max")),
+            count(pl.col("night_peak_hour__peer")),
+        ),
     )

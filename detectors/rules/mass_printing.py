@@ -18,25 +18,23 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     prints = evidence.source("print")
     if prints is None:
         return base.empty()
-    refs = day_references(prints)
     pages = pl.col("printed_pages")
-    return (
-        evidence.days.filter(
-            pages >= p.min_pages,
-            pages > p.own_multiple * pl.col("printed_pages__own").fill_null(0),
-            pages > p.peer_multiple * pl.col("printed_pages__peer").fill_null(0),
-        )
-        .join(refs, on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            value=pages,
-            reason=pl.format(
-                "printed {} pages in {} job(s); {}",
-                count(pages),
-                count(pl.col("print_jobs")),
-                usual_and_peers("printed_pages"),
-            ),
-        )
+    flagged = evidence.days.filter(
+        pages >= p.min_pages,
+        pages > p.own_multiple * pl.col("printed_pages__own").fill_null(0),
+        pages > p.peer_multiple * pl.col("printed_pages__peer").fill_null(0),
+    )
+    return flagged.join(
+        day_references(prints, flagged), on=["user", "local_date"], how="left"
+    ).select(
+        "user",
+        "local_date",
+        "evidence",
+        value=pages,
+        reason=pl.format(
+            "printed {} pages in {} job(s); {}",
+            count(pages),
+            count(pl.col("print_jobs")),
+            usual_and_peers("printed_pages"),
+        ),
     )

@@ -53,15 +53,14 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     files = evidence.source("file_access")
     if files is not None:
         cloud = (pl.col("action") == "upload") | (pl.col("destination") == "cloud")
-        refs = day_references(files.filter(cloud.fill_null(False)), with_top_secret=True)
+        flagged = evidence.days.filter(
+            pl.col("cloud_uploads") >= p.endpoint_min_files,
+            pl.col("cloud_uploads")
+            > p.endpoint_own_multiple * pl.col("cloud_uploads__own").fill_null(0),
+        )
+        refs = day_references(files.filter(cloud.fill_null(False)), flagged, with_top_secret=True)
         found.append(
-            evidence.days.filter(
-                pl.col("cloud_uploads") >= p.endpoint_min_files,
-                pl.col("cloud_uploads")
-                > p.endpoint_own_multiple * pl.col("cloud_uploads__own").fill_null(0),
-            )
-            .join(refs, on=["user", "local_date"], how="left")
-            .select(
+            flagged.join(refs, on=["user", "local_date"], how="left").select(
                 "user",
                 "local_date",
                 "evidence",

@@ -17,26 +17,23 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     logons = evidence.source("logon")
     if logons is None:
         return base.empty()
+    flagged = evidence.days.filter(on_notice(), pl.col("remote_logons") >= p.min_logons)
     refs = day_references(
-        logons.filter(pl.col("activity") == "logon", pl.col("remote").fill_null(False))
+        logons.filter(pl.col("activity") == "logon", pl.col("remote").fill_null(False)), flagged
     )
-    return (
-        evidence.days.filter(on_notice(), pl.col("remote_logons") >= p.min_logons)
-        .join(refs, on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            severity=pl.when(pl.col("remote_logons__after_notice_days") > 0)
-            .then(pl.lit(p.repeat_severity))
-            .otherwise(pl.lit(None, dtype=pl.String)),
-            value=pl.col("remote_logons"),
-            reason=pl.format(
-                "{} remote logon(s) after giving notice on {} ({} earlier day(s) since); {}",
-                count(pl.col("remote_logons")),
-                pl.col("notice_date"),
-                pl.col("remote_logons__after_notice_days"),
-                usual_and_peers("remote_logons"),
-            ),
-        )
+    return flagged.join(refs, on=["user", "local_date"], how="left").select(
+        "user",
+        "local_date",
+        "evidence",
+        severity=pl.when(pl.col("remote_logons__after_notice_days") > 0)
+        .then(pl.lit(p.repeat_severity))
+        .otherwise(pl.lit(None, dtype=pl.String)),
+        value=pl.col("remote_logons"),
+        reason=pl.format(
+            "{} remote logon(s) after giving notice on {} ({} earlier day(s) since); {}",
+            count(pl.col("remote_logons")),
+            pl.col("notice_date"),
+            pl.col("remote_logons__after_notice_days"),
+            usual_and_peers("remote_logons"),
+        ),
     )

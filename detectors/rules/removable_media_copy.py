@@ -18,25 +18,26 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     files = evidence.source("file_access")
     if files is None:
         return base.empty()
-    refs = day_references(files.filter(pl.col("destination") == "removable"), with_top_secret=True)
     size = pl.col("removable_bytes")
-    return (
-        evidence.days.filter(
-            (pl.col("removable_files") >= p.min_files) | (size >= p.min_bytes),
-            size > p.own_multiple * pl.col("removable_bytes__own").fill_null(0),
-        )
-        .join(refs, on=["user", "local_date"], how="left")
-        .select(
-            "user",
-            "local_date",
-            "evidence",
-            "top_secret",
-            value=size,
-            reason=pl.format(
-                "copied {} files ({}) to removable media; {}",
-                count(pl.col("removable_files")),
-                human_bytes(size),
-                usual_and_peers("removable_bytes", human_bytes),
-            ),
-        )
+    flagged = evidence.days.filter(
+        (pl.col("removable_files") >= p.min_files) | (size >= p.min_bytes),
+        size > p.own_multiple * pl.col("removable_bytes__own").fill_null(0),
+    )
+    removable = files.filter(pl.col("destination") == "removable")
+    return flagged.join(
+        day_references(removable, flagged, with_top_secret=True),
+        on=["user", "local_date"],
+        how="left",
+    ).select(
+        "user",
+        "local_date",
+        "evidence",
+        "top_secret",
+        value=size,
+        reason=pl.format(
+            "copied {} files ({}) to removable media; {}",
+            count(pl.col("removable_files")),
+            human_bytes(size),
+            usual_and_peers("removable_bytes", human_bytes),
+        ),
     )
