@@ -35,12 +35,10 @@ LEVEL_RANK = {level: rank for rank, level in enumerate(reversed(CLASSIFICATIONS)
 def domain_pattern(domains: tuple[str, ...] | list[str]) -> str | None:
     """Regex matching a host or address domain equal to, or a subdomain of, any of ``domains``.
 
-        >>> import hashlib
-    import re
-        >>> bool(re.search(domain_pattern(["dropbox.com"]), "www.dropbox.com"))
-        True
-        >>> bool(re.search(domain_pattern(["dropbox.com"]), "notdropbox.com"))
-        False
+    >>> bool(re.search(domain_pattern(["dropbox.com"]), "www.dropbox.com"))
+    True
+    >>> bool(re.search(domain_pattern(["dropbox.com"]), "notdropbox.com"))
+    False
     """
     if not domains:
         return None
@@ -62,21 +60,53 @@ def address_domain(address: pl.Expr) -> pl.Expr:
 
 
 def term_pattern(term: str) -> str:
-    """Case-insensitive pattern for one keyword; Latin words must stand alone
-    (``CAD`` matches ``CAD_drawing`` but not ``decade``), Japanese terms match anywhere."""
-    escaped = re.escape(term)
-    if term.isascii():
-        return rf"(?i)(?:^|[^a-z0-9]){escaped}(?:[^a-z0-9]|$)"
-    return escaped
+    """Pattern for one keyword; Latin words must stand alone and match in any ASCII case
+    (``CAD`` matches ``cad_drawing`` but not ``decade``), Japanese terms match anywhere.
+
+    >>> term_pattern("CAD")
+    '(?:^|[^a-zA-Z0-9])[cC][aA][dD](?:[^a-zA-Z0-9]|$)'
+    """
+    if not term.isascii():
+        return re.escape(term)
+    letters = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in term)
+    return rf"(?:^|[^a-zA-Z0-9]){letters}(?:[^a-zA-Z0-9]|$)"
+
+
+def term_candidates(text: pl.Expr, terms: tuple[str, ...]) -> pl.Expr:
+    """``text`` where one of ``terms`` may occur, an empty string elsewhere: one Aho-Corasick
+    pass. Few texts hold any term, so :func:`matched_terms` over this (as a column of its own)
+    runs each term's pattern on the candidates only, several times faster on a day's mail."""
+    if not terms:
+        return pl.lit("")
+    candidate = text.str.contains_any(list(terms), ascii_case_insensitive=True).fill_null(False)
+    return pl.when(candidate).then(text).otherwise(pl.lit(""))
 
 
 def matched_terms(text: pl.Expr, terms: tuple[str, ...]) -> pl.Expr:
-    """The list of ``terms`` found in ``text`` (each at most once, in list order)."""
+    """The list of ``terms`` found in ``text`` (each at most once, in list order).
+
+    The names are joined as one string and split, several times cheaper than a list built
+    from a literal per term and row.
+
+    >>> terms = ("CAD", "図面", "ADE")
+    >>> pl.select(matched_terms(pl.lit("CAD図面 for the decade"), terms)).item().to_list()
+    ['CAD', '図面']
+    """
     if not terms:
         return pl.lit([], dtype=pl.List(pl.String))
-    return pl.concat_list(
-        [pl.when(text.str.contains(term_pattern(t))).then(pl.lit(t)) for t in terms]
-    ).list.drop_nulls()
+    names = pl.concat_str(
+        [pl.when(text.str.contains(term_pattern(t))).then(pl.lit(t)) for t in terms],
+        separator=_TERM_SEPARATOR,
+        ignore_nulls=True,
+    )
+    return (
+        pl.when(names.fill_null("") == "")
+        .then(pl.lit([], dtype=pl.List(pl.String)))
+        .otherwise(names.str.split(_TERM_SEPARATOR))
+    )
+
+
+_TERM_SEPARATOR = "\x1f"  # the unit separator: not in any configured term
 
 
 def local_hour(config: Config) -> pl.Expr:
@@ -199,14 +229,21 @@ def _annotate_mail(frame: pl.LazyFrame, config: Config, roster: pl.LazyFrame) ->
             .fill_null(False),
             has_attachments=pl.col("attachments").fill_null(0) > 0,
         )
+        .with_columns(_text=text)
+        .with_columns(
+            _keyword_text=term_candidates(pl.col("_text"), lists.technical_keywords),
+            _code_name_text=term_candidates(pl.col("_text"), lists.code_names),
+        )
         .with_columns(
             keywords=pl.when(pl.col("external")).then(
-                matched_terms(text, lists.technical_keywords)
+                matched_terms(pl.col("_keyword_text"), lists.technical_keywords)
             ),
-            code_names=pl.when(pl.col("external")).then(matched_terms(text, lists.code_names)),
+            code_names=pl.when(pl.col("external")).then(
+                matched_terms(pl.col("_code_name_text"), lists.code_names)
+            ),
             to_personal=pl.col("external") & (pl.col("to_own_personal") | pl.col("to_free_mail")),
         )
-        .drop("own_personal")
+        .drop("own_personal", "_text", "_keyword_text", "_code_name_text")
     )
 
 

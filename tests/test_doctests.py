@@ -7,7 +7,13 @@ import importlib
 
 import pytest
 
-MODULES = ("detectors.expressions", "insiderwatch.reasons", "insiderwatch.readers")
+MODULES = (
+    "detectors.expressions",
+    "insiderwatch.features",
+    "insiderwatch.ingest",
+    "insiderwatch.reasons",
+    "insiderwatch.readers",
+)
 
 
 @pytest.mark.parametrize("name", MODULES)
