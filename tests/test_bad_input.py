@@ -56,6 +56,12 @@ LOGON = "logon/2024-04-01.csv"
 ACCESS = "file_access/2024-04-01.csv"
 BAD_LINE = GOOD + 2  # header is line 1, good rows are lines 2..41
 
+
+def _corrupted(gz: bytes) -> bytes:
+    """A gzip stream with its deflate data overwritten just past the header."""
+    return gz[:10] + bytes([0xFF] * 8) + gz[18:]
+
+
 CASES = [
     Case(
         "missing_column",
@@ -113,6 +119,13 @@ CASES = [
         "logon",
         {LOGON + ".gz": gzip.compress(logon_file([]).encode())[:-30]},
         Fails("truncated gzip: the stream ends before its end marker"),
+        0,
+    ),
+    Case(
+        "corrupt_gzip",
+        "logon",
+        {LOGON + ".gz": _corrupted(gzip.compress(logon_file([]).encode()))},
+        Fails("corrupt gzip data"),
         0,
     ),
     Case(
