@@ -168,9 +168,10 @@ def _writer(frame: pl.DataFrame) -> dict[str, Any]:
     """Which Parquet writer a local file gets. Polars 2.1's writer slows down more than
     linearly on a *sorted* ``List(String)`` column (a day's mail: 1.5 million rows 1.8 s, 7.4
     million rows 39 s), where pyarrow's takes 1.9 s and 9 s; frames with list columns go to
-    pyarrow, the rest stay with polars."""
+    pyarrow, the rest stay with polars. Pyarrow's zstd at level 1 writes a day's mail in 1.4 s
+    instead of 2.4 s at its default, and the file is no larger (28 MB)."""
     if any(isinstance(dtype, pl.List) for dtype in frame.schema.values()):
-        return {"use_pyarrow": True, "row_group_size": ROW_GROUP_ROWS}
+        return {"use_pyarrow": True, "row_group_size": ROW_GROUP_ROWS, "compression_level": 1}
     return {}
 
 
