@@ -426,24 +426,20 @@ def _reject_rows(batch: RawBatch, source: str, day: date | None) -> pl.DataFrame
 def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
     """Attach the roster people a mail belongs to, from sender and recipient addresses."""
     addresses = roster.addresses()
-    frame = frame.with_row_index("_mail")
-    sender = (
-        frame.select("_mail", address=pl.col("sender").str.to_lowercase())
-        .join(addresses, on="address", how="left")
-        .select("_mail", sender_user="user")
-    )
-    rcpt = (
-        frame.select("_mail", address=pl.concat_list("recipients", "cc", "bcc"))
-        .explode("address")
-        .with_columns(pl.col("address").str.to_lowercase())
-        .join(addresses, on="address", how="inner", maintain_order="left")
-        .group_by("_mail", maintain_order=True)
-        .agg(recipient_users=pl.col("user").unique(maintain_order=True))
-    )
-    frame = (
-        frame.join(sender, on="_mail", how="left", maintain_order="left")
-        .join(rcpt, on="_mail", how="left", maintain_order="left")
-        .with_columns(pl.col("recipient_users").fill_null(pl.lit([], pl.List(pl.String))))
+
+    def user_of(address: pl.Expr) -> pl.Expr:
+        return address.str.to_lowercase().replace_strict(
+            addresses["address"], addresses["user"], default=None
+        )
+
+    # Looked up element by element inside the lists: no explode, join and regrouping by mail.
+    frame = frame.with_columns(
+        sender_user=user_of(pl.col("sender")),
+        recipient_users=pl.concat_list("recipients", "cc", "bcc")
+        .list.eval(user_of(pl.element()))
+        .list.drop_nulls()
+        .list.unique(maintain_order=True)
+        .fill_null(pl.lit([], pl.List(pl.String))),
     )
     outbound = pl.col("direction") == "outbound"
     frame = (
@@ -468,7 +464,7 @@ def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
             ),
         )
     )
-    return frame.drop("_mail", "sender_user")
+    return frame.drop("sender_user")
 
 
 def check_events(
