@@ -65,7 +65,7 @@ def with_notice_history(frame: pl.LazyFrame, window: int) -> pl.LazyFrame:
         .rolling(index_column="local_date", period=f"{window}d", closed="left", group_by="user")
         .agg([(pl.col(f) > 0).sum().alias(f"{f}__after_notice_days") for f in NOTICE_FEATURES])
     )
-    return frame.join(counted, on=list(KEY), how="left").with_columns(
+    return frame.join(counted, on=list(KEY), how="left", maintain_order="left").with_columns(
         [pl.col(f"{f}__after_notice_days").fill_null(0) for f in NOTICE_FEATURES]
     )
 
@@ -93,7 +93,8 @@ def with_roster(frame: pl.LazyFrame, roster: pl.LazyFrame) -> pl.LazyFrame:
     """Roster columns as known on each day: a notice (and its last day) only from the day it
     was given; a notice dated after the scored day was unknown then and is not used."""
     known = pl.col("notice_date") <= pl.col("local_date")
-    return frame.join(roster.select(ROSTER_COLUMNS), on="user", how="left").with_columns(
+    people = roster.select(ROSTER_COLUMNS)
+    return frame.join(people, on="user", how="left", maintain_order="left").with_columns(
         notice_date=pl.when(known).then(pl.col("notice_date")),
         last_day=pl.when(known | (pl.col("last_day") <= pl.col("local_date"))).then(
             pl.col("last_day")
@@ -138,9 +139,10 @@ def evidence_rows(
     )
     if frame.is_empty():
         return pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
-    # Joins do not keep row order; the model's training sample depends on it.
-    frame = with_roster(frame.lazy(), roster_lazy(store)).sort(KEY)
-    return with_notice_history(frame, b.window_days).sort(KEY).collect()
+    # evidence_frame is in KEY order, and both joins keep the left side's order: the model's
+    # training sample depends on it.
+    frame = with_roster(frame.lazy(), roster_lazy(store))
+    return with_notice_history(frame, b.window_days).collect()
 
 
 def with_events(
