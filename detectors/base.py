@@ -57,12 +57,28 @@ class Evidence:
     day —, last_day, personal_emails). ``events`` maps a source name to its annotated events.
     """
 
-    def __init__(self, days: pl.LazyFrame, events: Mapping[str, pl.LazyFrame]) -> None:
+    def __init__(
+        self,
+        days: pl.LazyFrame,
+        events: Mapping[str, pl.LazyFrame],
+        external_mail: pl.LazyFrame | None = None,
+    ) -> None:
         self.days = days
         self.events = dict(events)
+        self._external_mail = external_mail
 
     def source(self, name: str) -> pl.LazyFrame | None:
         return self.events.get(name)
+
+    def external_mail(self) -> pl.LazyFrame | None:
+        """Outbound mail with at least one external recipient, annotated as in
+        ``events["mail"]``: a few percent of a day's mail. The daily pipeline hands over the
+        copy its features stage kept for the day, so rules about mail leaving the company do
+        not annotate every mail again; otherwise it is drawn from ``events["mail"]``."""
+        if self._external_mail is not None:
+            return self._external_mail
+        mail = self.events.get("mail")
+        return None if mail is None else mail.filter(is_external_mail())
 
     def activity(self) -> pl.LazyFrame | None:
         """Every event the person did (received mail left out), with its time flags."""
@@ -74,6 +90,13 @@ class Evidence:
             for name, frame in self.events.items()
         ]
         return pl.concat(parts) if parts else None
+
+
+def is_external_mail() -> pl.Expr:
+    """An annotated mail that leaves the company: outbound, an external recipient. (``external``
+    implies outbound; saying so lets the direction filter reach the Parquet scan, before any
+    address is looked at.)"""
+    return (pl.col("direction") == "outbound") & pl.col("external").fill_null(False)
 
 
 class _Strict(BaseModel):

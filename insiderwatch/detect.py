@@ -16,7 +16,7 @@ from importlib.metadata import version
 import numpy as np
 import polars as pl
 
-from detectors.base import Evidence
+from detectors.base import Evidence, is_external_mail
 from detectors.expressions import count, human_bytes, percent
 from detectors.models.isolation_forest import DeviationForest, deviation_matrix
 from detectors.settings import Tuning
@@ -24,12 +24,17 @@ from insiderwatch.config import Config
 from insiderwatch.features import (
     BASELINE_INPUTS,
     BASELINES,
+    EXTERNAL_MAIL,
+    INPUTS_FILE,
     KEY,
+    USER_DAY,
     evidence_frame,
+    inputs_digest,
     load_day_events,
+    roster_digest,
     roster_lazy,
 )
-from insiderwatch.store import EventStore, write_bytes_atomic
+from insiderwatch.store import EventStore, io_path, write_bytes_atomic
 from schemas.features import FEATURE_NAMES, UNITS
 
 ROSTER_COLUMNS = (
@@ -159,13 +164,41 @@ def with_events(
     roster = roster_lazy(store)
     scored = frame.lazy().filter(pl.col("local_date").is_between(start, end))
     events: dict[str, list[pl.LazyFrame]] = {}
+    external: list[pl.LazyFrame] = []
+    kept = kept_external_mail(store, start, end, config)
     for day in days_between(start, end):
         for source, lf in load_day_events(store, day, config, roster).items():
             if users is not None:
                 lf = lf.filter(pl.col("user").is_in(list(users)))
             events.setdefault(source, []).append(lf)
+            if source == "mail":
+                mail = kept.get(day, lf.filter(is_external_mail()))
+                if day in kept and users is not None:
+                    mail = mail.filter(pl.col("user").is_in(list(users)))
+                external.append(mail)
     merged = {source: pl.concat(parts) for source, parts in events.items()}
-    return Assembled(frame, Evidence(scored, merged), start, end)
+    outbound = pl.concat(external, how="diagonal_relaxed") if external else None
+    return Assembled(frame, Evidence(scored, merged, outbound), start, end)
+
+
+def kept_external_mail(
+    store: EventStore, start: date, end: date, config: Config
+) -> dict[date, pl.LazyFrame]:
+    """The external mail the features stage kept, for the days whose features were computed
+    from the events, roster and site config in hand (a stale copy is not used)."""
+    days = days_between(start, end)
+    files = store.existing("features", EXTERNAL_MAIL, days)
+    if not files:
+        return {}
+    roster, stamps = roster_digest(store), store.event_stamps(days)
+    kept = {}
+    for path in files:
+        day = date.fromisoformat(path.parent.name[5:])
+        stamp = store.partition("features", USER_DAY, day, INPUTS_FILE)
+        digest = inputs_digest(store, day, config, roster, stamps[day])
+        if stamp.exists() and stamp.read_text() == digest:
+            kept[day] = pl.scan_parquet(io_path(path))
+    return kept
 
 
 def run_rules(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:

@@ -15,15 +15,17 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from detectors.base import is_external_mail
 from insiderwatch.calendar import workday_expr
 from insiderwatch.config import Config
-from insiderwatch.store import EventStore, io_path, io_paths
+from insiderwatch.store import EventStore, io_path, io_paths, remove_tree
 from schemas.canonical import CLASSIFICATIONS
 from schemas.features import FEATURE_NAMES, STORED_FEATURES, WINDOW_FEATURES
 
 KEY = ("user", "local_date")
 USER_DAY = "user_day"
 TOUCHES = "touches"
+EXTERNAL_MAIL = "external_mail"  # features/external_mail/date=D: build_features' copy
 # Higher rank = more sensitive; used to take the stricter of the column and the path rule.
 LEVEL_RANK = {level: rank for rank, level in enumerate(reversed(CLASSIFICATIONS), start=1)}
 
@@ -269,8 +271,14 @@ def _sum_if(condition: pl.Expr, value: pl.Expr | None = None) -> pl.Expr:
     return pl.when(condition).then(value.fill_null(0)).otherwise(0).sum()
 
 
-def day_features(events: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """One row per person active on the day, every stored feature filled (0 when absent)."""
+def day_features(
+    events: dict[str, pl.LazyFrame], external_mail: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """One row per person active on the day, every stored feature filled (0 when absent).
+
+    Every mail feature counts mail that leaves the company, so they are drawn from the
+    external mail alone: ``external_mail`` when given (already collected), else filtered from
+    ``events["mail"]``."""
     parts: list[pl.LazyFrame] = []
     activity = [
         frame.filter(pl.col("direction") == "outbound") if source == "mail" else frame
@@ -343,10 +351,11 @@ def day_features(events: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
             events["print"].group_by(KEY).agg(print_jobs=pl.len(), printed_pages=pages.sum())
         )
     if "mail" in events:
+        if external_mail is None:
+            external_mail = events["mail"].filter(is_external_mail())
         external = pl.col("external")
         parts.append(
-            events["mail"]
-            .filter(pl.col("direction") == "outbound", pl.col("user").is_not_null())
+            external_mail.filter(pl.col("direction") == "outbound", pl.col("user").is_not_null())
             .group_by(KEY)
             .agg(
                 external_mails=_sum_if(external),
@@ -450,12 +459,20 @@ def inputs_digest(
 
 
 def build_features(store: EventStore, day: date, config: Config, digest: str | None = None) -> int:
-    """Compute and store the day's user-day features and touches; returns people active."""
+    """Compute and store the day's user-day features, touches and external mail (the
+    annotated mail that leaves the company, which the mail rules read); returns people
+    active."""
     events = load_day_events(store, day, config, roster_lazy(store))
-    features = day_features(events).collect()
-    touches = day_touches(events).collect()
+    external = events["mail"].filter(is_external_mail()).collect() if "mail" in events else None
+    features, touches = pl.collect_all(
+        [day_features(events, None if external is None else external.lazy()), day_touches(events)]
+    )
     store.write_partition("features", USER_DAY, day, features)
     store.write_partition("features", TOUCHES, day, touches)
+    if external is not None:
+        store.write_partition("features", EXTERNAL_MAIL, day, external)
+    else:
+        remove_tree(store.partition("features", EXTERNAL_MAIL, day).parent)
     if digest is None:
         digest = inputs_digest(store, day, config, roster_digest(store))
     store.partition("features", USER_DAY, day, INPUTS_FILE).write_text(digest)

@@ -175,3 +175,50 @@ def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
     ).write_parquet(store.roster_path())
     detect()
     assert len(fitted) == len(anchors)
+
+
+OUTGOING = (
+    "timestamp,direction,sender,recipients,cc,subject,attachments,attachment_names\n"
+    "2024-04-02 09:00:00,outbound,taro.yamada@corp.example,rival@rival.example,,"
+    "SAKURA drawings,1,sakura.dwg\n"
+    "2024-04-02 10:00:00,outbound,taro.yamada@corp.example,hanako.sato@corp.example,,"
+    "lunch,0,\n"
+    "2024-04-02 11:00:00,inbound,someone@rival.example,taro.yamada@corp.example,,hello,0,\n"
+    "2024-04-02 12:00:00,outbound,taro.yamada@corp.example,hanako.sato@corp.example,"
+    "x@free.example,CAD files,2,a.dwg;b.dwg\n"
+)
+
+
+def test_kept_external_mail_is_the_annotated_external_mail_while_fresh(landing, tmp_path) -> None:
+    """The features stage keeps the day's external mail for the mail rules; it is exactly what
+    annotating the day's mail gives, and a copy from other inputs is not used."""
+    from detectors.base import is_external_mail
+    from insiderwatch.detect import kept_external_mail
+    from insiderwatch.features import load_day_events, roster_lazy
+
+    logs = landing({"mail/2024-04-02.csv": OUTGOING})
+    store = EventStore(tmp_path / "store")
+    config = load_config()
+    config = config.model_copy(
+        update={"site": config.site.model_copy(update={"internal_domains": ("corp.example",)})}
+    )
+    ingest(logs, store, config, as_of=DAY)
+    ensure_features(store, [DAY], config)
+
+    def annotated(cfg) -> pl.DataFrame:
+        mail = load_day_events(store, DAY, cfg, roster_lazy(store))["mail"]
+        return mail.filter(is_external_mail()).collect().sort("source_line")
+
+    kept = kept_external_mail(store, DAY, DAY, config)[DAY].collect().sort("source_line")
+    assert kept.equals(annotated(config))
+    assert kept["source_line"].to_list() == [2, 5]  # outbound with an external recipient
+    assert kept["code_names"].to_list() == [[], []]
+
+    named = config.model_copy(
+        update={"lists": config.lists.model_copy(update={"code_names": ("SAKURA",)})}
+    )
+    assert kept_external_mail(store, DAY, DAY, named) == {}  # computed with other lists
+    ensure_features(store, [DAY], named)
+    kept = kept_external_mail(store, DAY, DAY, named)[DAY].collect().sort("source_line")
+    assert kept.equals(annotated(named))
+    assert kept["code_names"].to_list() == [["SAKURA"], []]

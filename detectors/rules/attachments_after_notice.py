@@ -14,12 +14,10 @@ class Params(base.Params):
 
 
 def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
-    mail = evidence.source("mail")
+    mail = evidence.external_mail()
     if mail is None:
         return base.empty()
-    sent = mail.filter(
-        pl.col("direction") == "outbound", pl.col("external"), pl.col("has_attachments")
-    )
+    sent = mail.filter(pl.col("has_attachments"))
     noticed = evidence.days.filter(on_notice())
     per_day = day_references(sent, noticed).join(
         sent.group_by("user", "local_date").agg(

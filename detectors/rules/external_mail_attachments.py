@@ -16,12 +16,10 @@ class Params(base.Params):
 
 
 def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
-    mail = evidence.source("mail")
+    mail = evidence.external_mail()
     if mail is None:
         return base.empty()
     risky = mail.filter(
-        pl.col("direction") == "outbound",
-        pl.col("external"),
         pl.col("has_attachments"),
         pl.col("to_personal") | pl.col("to_competitor"),
     )

@@ -15,12 +15,10 @@ class Params(base.Params):
 
 
 def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
-    mail = evidence.source("mail")
+    mail = evidence.external_mail()
     if mail is None:
         return base.empty()
     hits = mail.filter(
-        pl.col("direction") == "outbound",
-        pl.col("external"),
         (pl.col("keywords").list.len() > 0) | (pl.col("code_names").list.len() > 0),
     )
     severity = (
