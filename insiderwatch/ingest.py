@@ -432,15 +432,33 @@ def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
             addresses["address"], addresses["user"], default=None
         )
 
-    # Looked up element by element inside the lists: no explode, join and regrouping by mail.
+    lists = ("recipients", "cc", "bcc")
+    empty = pl.lit([], pl.List(pl.String))
+    # Most mail has one address: its person, if any, with no list work.
+    only = user_of(pl.coalesce([pl.col(c).list.first() for c in lists]))
     frame = frame.with_columns(
         sender_user=user_of(pl.col("sender")),
-        recipient_users=pl.concat_list("recipients", "cc", "bcc")
-        .list.eval(user_of(pl.element()))
-        .list.drop_nulls()
-        .list.unique(maintain_order=True)
-        .fill_null(pl.lit([], pl.List(pl.String))),
+        recipient_users=pl.when(only.is_null()).then(empty).otherwise(pl.concat_list(only)),
     )
+    several = frame.select(pl.sum_horizontal([pl.col(c).list.len() for c in lists]) > 1)
+    several = several.to_series()
+    if several.any():
+        # Mail to several addresses: each looked up inside the lists, in order, once a person.
+        people = (
+            frame.filter(several)
+            .select(
+                pl.concat_list(lists)
+                .list.eval(user_of(pl.element()))
+                .list.drop_nulls()
+                .list.unique(maintain_order=True)
+                .fill_null(empty)
+            )
+            .to_series()
+        )
+        at = (several.cast(pl.Int64).cum_sum() - 1).clip(lower_bound=0)
+        frame = frame.with_columns(
+            recipient_users=pl.when(several).then(people.gather(at)).otherwise("recipient_users")
+        )
     outbound = pl.col("direction") == "outbound"
     frame = (
         frame.with_columns(

@@ -177,12 +177,25 @@ def test_mail_is_tied_through_work_and_personal_addresses(landing, run_ingest) -
         "2024-04-01 10:05,inbound,hs@icloud.com,x@client.jp;HANAKO.SATO@corp.example,"
         "emily.carter@corp.example,fwd,0",
         "2024-04-01 10:10,inbound,scout@bizreach.jp,emily.carter@corp.example,,スカウト,0",
+        # The same person twice (work and private address), then someone else, in cc.
+        "2024-04-01 10:15,outbound,emily.carter@corp.example,taro.yamada@corp.example,"
+        "taro_y@gmail.com;x@client.jp;hanako.sato@corp.example,notes,0",
+        "2024-04-01 10:20,outbound,emily.carter@corp.example,x@client.jp,,quote,0",
+        "2024-04-01 10:25,outbound,emily.carter@corp.example,x@client.jp,HANAKO.sato@corp.example,"
+        "cc,0",
     ]
     report, store = run_ingest(landing({"mail/2024-04-01.csv": csv_text(header, rows)}))
     assert report.errors == []
     mail = stored(store, "mail").sort("source_line")
-    assert mail["user"].to_list() == ["u1", "u3", "u2"]
-    assert mail["recipient_users"].to_list() == [["u1"], ["u3", "u2"], ["u2"]]
+    assert mail["user"].to_list() == ["u1", "u3", "u2", "u2", "u2", "u2"]
+    assert mail["recipient_users"].to_list() == [
+        ["u1"],
+        ["u3", "u2"],
+        ["u2"],
+        ["u1", "u3"],
+        [],
+        ["u3"],
+    ]
     assert mail["recipients"][1].to_list() == ["x@client.jp", "HANAKO.SATO@corp.example"]
 
 
