@@ -270,6 +270,18 @@ def _raw_json(source: Source) -> pl.Expr:
     ).struct.json_encode()
 
 
+_FEW_VALUES = ("enum", "classification")  # kinds whose columns hold a handful of values
+
+
+def _typed_by_value(values: pl.Series, column: Column, tz: str) -> pl.Series:
+    """:func:`_typed` of a column with few distinct values, computed once per value and
+    looked up for every row: classification labels are folded by a regular expression, which
+    costs 0.5 s over a day of file access, and 0.05 s over its dozen labels."""
+    distinct = values.unique().drop_nulls()
+    folded = distinct.to_frame().select(_typed(column, pl.col(values.name), tz)).to_series()
+    return values.replace_strict(distinct, folded, default=None, return_dtype=folded.dtype)
+
+
 def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame:
     """Typed canonical columns, the values as read (``__raw_<column>``, for quarantine) and
     ``_reasons`` (list of words).
@@ -285,6 +297,8 @@ def type_and_check(frame: pl.DataFrame, source: Source, tz: str) -> pl.DataFrame
     frame = frame.with_columns(
         parse_timestamps(frame[clean[c.name]], tz).alias(typed[c.name])
         if c.kind == "timestamp"
+        else _typed_by_value(frame[clean[c.name]], c, tz).alias(typed[c.name])
+        if c.kind in _FEW_VALUES
         else _typed(c, pl.col(clean[c.name]), tz).alias(typed[c.name])
         for c in columns
     )
