@@ -96,6 +96,15 @@ def day_references(
     )
 
 
+def with_references(
+    days: pl.LazyFrame, events: pl.LazyFrame, with_top_secret: bool = False
+) -> pl.LazyFrame:
+    """The user-days a rule flagged with :func:`day_references` to their ``events`` attached
+    (``evidence``, and ``top_secret`` when asked for)."""
+    refs = day_references(events, days, with_top_secret)
+    return days.join(refs, on=["user", "local_date"], how="left")
+
+
 def on_notice() -> pl.Expr:
     """The person had given notice by the scored day (the roster is read as of that day)."""
     return pl.col("notice_date").is_not_null() & (pl.col("notice_date") <= pl.col("local_date"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references
+from detectors.expressions import count, with_references
 
 
 class Params(base.Params):
@@ -18,9 +18,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         return base.empty()
     gone = pl.col("last_day").is_not_null() & (pl.col("local_date") > pl.col("last_day"))
     flagged = evidence.days.filter(gone, pl.col("events") >= p.min_events)
-    return flagged.join(
-        day_references(activity, flagged), on=["user", "local_date"], how="left"
-    ).select(
+    return with_references(flagged, activity).select(
         "user",
         "local_date",
         "evidence",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, percent
+from detectors.expressions import count, percent, with_references
 
 
 class Params(base.Params):
@@ -23,8 +23,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         pl.col("after_hours_share") >= p.min_share,
         pl.col("after_hours_share__own").fill_null(0) <= p.max_usual_share,
     )
-    refs = day_references(activity.filter(pl.col("after_hours")), flagged)
-    return flagged.join(refs, on=["user", "local_date"], how="left").select(
+    return with_references(flagged, activity.filter(pl.col("after_hours"))).select(
         "user",
         "local_date",
         "evidence",

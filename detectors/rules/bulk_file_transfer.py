@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, human_bytes
+from detectors.expressions import count, human_bytes, with_references
 
 
 class Params(base.Params):
@@ -45,11 +45,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         .otherwise(pl.lit("usual (new starter: peers)"))
     )
     flagged = evidence.days.filter(by_count | by_bytes)
-    return flagged.join(
-        day_references(moved, flagged, with_top_secret=True),
-        on=["user", "local_date"],
-        how="left",
-    ).select(
+    return with_references(flagged, moved, with_top_secret=True).select(
         "user",
         "local_date",
         "evidence",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, human_bytes
+from detectors.expressions import count, human_bytes, with_references
 
 
 class Params(base.Params):
@@ -37,9 +37,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         & (pages > p.own_multiple * pl.col("printed_pages__own").fill_null(0))
     )
     flagged = evidence.days.filter(final_week, bulk)
-    return flagged.join(
-        day_references(moved, flagged), on=["user", "local_date"], how="left"
-    ).select(
+    return with_references(flagged, moved).select(
         "user",
         "local_date",
         "evidence",

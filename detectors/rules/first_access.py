@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, usual_and_peers
+from detectors.expressions import count, usual_and_peers, with_references
 
 
 class Params(base.Params):
@@ -28,8 +28,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     on_new = touched.filter(
         (pl.col("system_l") == pl.col("new_items")) | (pl.col("share") == pl.col("new_items"))
     ).unique(["source_file", "source_line"])
-    refs = day_references(on_new, days, with_top_secret=True)
-    return days.join(refs, on=["user", "local_date"], how="left").select(
+    return with_references(days, on_new, with_top_secret=True).select(
         "user",
         "local_date",
         "evidence",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references
+from detectors.expressions import count, with_references
 
 
 class Params(base.Params):
@@ -22,8 +22,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         pl.col("night_peak_hour")
         > p.usual_multiple * pl.col("night_peak_hour__own_max").fill_null(0),
     )
-    refs = day_references(files.filter(pl.col("night")), flagged)
-    return flagged.join(refs, on=["user", "local_date"], how="left").select(
+    return with_references(flagged, files.filter(pl.col("night"))).select(
         "user",
         "local_date",
         "evidence",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, usual_and_peers
+from detectors.expressions import count, usual_and_peers, with_references
 
 
 class Params(base.Params):
@@ -24,9 +24,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         pages > p.own_multiple * pl.col("printed_pages__own").fill_null(0),
         pages > p.peer_multiple * pl.col("printed_pages__peer").fill_null(0),
     )
-    return flagged.join(
-        day_references(prints, flagged), on=["user", "local_date"], how="left"
-    ).select(
+    return with_references(flagged, prints).select(
         "user",
         "local_date",
         "evidence",

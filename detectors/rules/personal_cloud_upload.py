@@ -7,10 +7,10 @@ import polars as pl
 from detectors import base
 from detectors.expressions import (
     count,
-    day_references,
     first_references,
     human_bytes,
     usual_and_peers,
+    with_references,
 )
 
 
@@ -58,9 +58,9 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
             pl.col("cloud_uploads")
             > p.endpoint_own_multiple * pl.col("cloud_uploads__own").fill_null(0),
         )
-        refs = day_references(files.filter(cloud.fill_null(False)), flagged, with_top_secret=True)
+        uploads = files.filter(cloud.fill_null(False))
         found.append(
-            flagged.join(refs, on=["user", "local_date"], how="left").select(
+            with_references(flagged, uploads, with_top_secret=True).select(
                 "user",
                 "local_date",
                 "evidence",

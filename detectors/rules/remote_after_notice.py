@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, on_notice, usual_and_peers
+from detectors.expressions import count, on_notice, usual_and_peers, with_references
 
 
 class Params(base.Params):
@@ -18,10 +18,8 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     if logons is None:
         return base.empty()
     flagged = evidence.days.filter(on_notice(), pl.col("remote_logons") >= p.min_logons)
-    refs = day_references(
-        logons.filter(pl.col("activity") == "logon", pl.col("remote").fill_null(False)), flagged
-    )
-    return flagged.join(refs, on=["user", "local_date"], how="left").select(
+    remote = logons.filter(pl.col("activity") == "logon", pl.col("remote").fill_null(False))
+    return with_references(flagged, remote).select(
         "user",
         "local_date",
         "evidence",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors import base
-from detectors.expressions import count, day_references, human_bytes, usual_and_peers
+from detectors.expressions import count, human_bytes, usual_and_peers, with_references
 
 
 class Params(base.Params):
@@ -24,11 +24,7 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         size > p.own_multiple * pl.col("removable_bytes__own").fill_null(0),
     )
     removable = files.filter(pl.col("destination") == "removable")
-    return flagged.join(
-        day_references(removable, flagged, with_top_secret=True),
-        on=["user", "local_date"],
-        how="left",
-    ).select(
+    return with_references(flagged, removable, with_top_secret=True).select(
         "user",
         "local_date",
         "evidence",
