@@ -754,11 +754,14 @@ def first_copies(frame: pl.DataFrame, subset: list[str]) -> pl.Series:
     """True for each row that is the first with its values in ``subset``, as
     ``unique(keep="first", maintain_order=True)`` keeps them.
 
-    Every row is hashed once; only rows whose hash is shared are compared value by value, so a
-    clean day (no duplicates, rare collisions) costs one hash a row rather than a grouping on
-    every column.
+    Every row is hashed once (its list columns aside); only rows whose hash is shared are
+    compared value by value, so a clean day (no duplicates, rare collisions) costs one hash a
+    row rather than a grouping on every column.
     """
-    hashed = frame.select(pl.struct(subset).hash(0)).to_series()
+    # Lists are left out of the hash (they hash slowly); rows that share it are compared on
+    # every column below, lists too, so only the cost changes.
+    hashed_columns = [c for c in subset if not isinstance(frame.schema[c], pl.List)] or subset
+    hashed = frame.select(pl.struct(hashed_columns).hash(0)).to_series()
     # Shared hashes from the sorted hashes' neighbours: sorting integers stays fast on a large
     # day, where a hash table of every row (``is_duplicated``) does not.
     ordered = hashed.sort()
