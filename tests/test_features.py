@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from insiderwatch.config import load_config
+from insiderwatch.config import Config, load_config
 from insiderwatch.features import USER_DAY, ensure_features
 from insiderwatch.ingest import ingest
 from insiderwatch.store import EventStore
@@ -24,14 +24,20 @@ def features(store: EventStore) -> dict:
     return frame.filter(pl.col("user") == "u1").row(0, named=True)
 
 
-def test_features_follow_config_roster_and_events(landing, tmp_path) -> None:
-    logs = landing({"mail/2024-04-02.csv": MAIL})
+def ingested(logs, tmp_path) -> tuple[EventStore, Config]:
+    """``logs`` ingested into a new store, with corp.example as the site's own domain."""
     store = EventStore(tmp_path / "store")
     config = load_config()
     config = config.model_copy(
         update={"site": config.site.model_copy(update={"internal_domains": ("corp.example",)})}
     )
     ingest(logs, store, config, as_of=DAY)
+    return store, config
+
+
+def test_features_follow_config_roster_and_events(landing, tmp_path) -> None:
+    logs = landing({"mail/2024-04-02.csv": MAIL})
+    store, config = ingested(logs, tmp_path)
 
     assert ensure_features(store, [DAY], config) == [DAY]
     assert ensure_features(store, [DAY], config) == []  # nothing changed
@@ -197,12 +203,7 @@ def test_kept_external_mail_is_the_annotated_external_mail_while_fresh(landing, 
     from insiderwatch.features import load_day_events, roster_lazy
 
     logs = landing({"mail/2024-04-02.csv": OUTGOING})
-    store = EventStore(tmp_path / "store")
-    config = load_config()
-    config = config.model_copy(
-        update={"site": config.site.model_copy(update={"internal_domains": ("corp.example",)})}
-    )
-    ingest(logs, store, config, as_of=DAY)
+    store, config = ingested(logs, tmp_path)
     ensure_features(store, [DAY], config)
 
     def annotated(cfg) -> pl.DataFrame:
