@@ -669,24 +669,31 @@ def compute_baselines(
     )
     logs = [pl.col(n).log1p().alias(f"{n}__log") for n in FEATURE_NAMES]
     frame = frame.with_columns(logs)
-    own = (
-        frame.rolling(
-            index_column="local_date",
-            period=f"{window}d",
-            closed="left",
-            group_by="user",
+    own_stats = [
+        pl.len().alias("history_days"),
+        *[pl.col(n).median().alias(f"{n}__own") for n in FEATURE_NAMES],
+        *[pl.col(n).max().alias(f"{n}__own_max") for n in FEATURE_NAMES],
+        *[pl.col(f"{n}__log").mean().alias(f"{n}__own_lm") for n in FEATURE_NAMES],
+        *[pl.col(f"{n}__log").std(ddof=0).alias(f"{n}__own_ls") for n in FEATURE_NAMES],
+    ]
+    if first == last:
+        # One day (a daily run): its window is every loaded day before it, so one grouping
+        # gives what the rolling windows give for that day, without computing a window for
+        # each of the loaded days that are only there to fill it.
+        own = (
+            frame.filter(pl.col("local_date") < first)
+            .group_by("user")
+            .agg(own_stats)
+            .with_columns(pl.lit(first).alias("local_date"))
         )
-        .agg(
-            [
-                pl.len().alias("history_days"),
-                *[pl.col(n).median().alias(f"{n}__own") for n in FEATURE_NAMES],
-                *[pl.col(n).max().alias(f"{n}__own_max") for n in FEATURE_NAMES],
-                *[pl.col(f"{n}__log").mean().alias(f"{n}__own_lm") for n in FEATURE_NAMES],
-                *[pl.col(f"{n}__log").std(ddof=0).alias(f"{n}__own_ls") for n in FEATURE_NAMES],
-            ]
+    else:
+        own = (
+            frame.rolling(
+                index_column="local_date", period=f"{window}d", closed="left", group_by="user"
+            )
+            .agg(own_stats)
+            .unique(KEY, keep="first")
         )
-        .unique(KEY, keep="first")
-    )
     sums = frame.group_by("peer_group", "local_date").agg(
         [
             pl.len().alias("peer_n"),

@@ -95,6 +95,11 @@ def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
     kept = pl.read_parquet(io_paths(store.existing("features", BASELINES, days))).sort(KEY)
     fresh = compute_baselines(store, days[0], days[-1], *settings).sort(KEY)
     assert kept.height > 100 and kept.equals(fresh)
+    # A day alone is grouped over the days before it, a range uses rolling windows: the same
+    # rows, to the last bit.
+    for day in days:
+        alone = compute_baselines(store, day, day, *settings).sort(KEY)
+        assert alone.height > 30 and alone.equals(fresh.filter(pl.col("local_date") == day))
     assert ensure_baselines(store, days, *settings) == []
 
     # Features rebuilt from other inputs within two windows before a day make its kept
