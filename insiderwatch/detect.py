@@ -24,17 +24,13 @@ from insiderwatch.config import Config
 from insiderwatch.features import (
     BASELINE_INPUTS,
     BASELINES,
-    EXTERNAL_MAIL,
-    INPUTS_FILE,
     KEY,
-    USER_DAY,
     evidence_frame,
-    inputs_digest,
+    kept_external_mail,
     load_day_events,
-    roster_digest,
     roster_lazy,
 )
-from insiderwatch.store import EventStore, io_path, write_bytes_atomic
+from insiderwatch.store import EventStore, write_bytes_atomic
 from schemas.features import FEATURE_NAMES, UNITS
 
 ROSTER_COLUMNS = (
@@ -172,33 +168,15 @@ def with_events(
                 lf = lf.filter(pl.col("user").is_in(list(users)))
             events.setdefault(source, []).append(lf)
             if source == "mail":
-                mail = kept.get(day, lf.filter(is_external_mail()))
-                if day in kept and users is not None:
+                mail = kept.get(day)
+                if mail is None:
+                    mail = lf.filter(is_external_mail())  # already only ``users``
+                elif users is not None:
                     mail = mail.filter(pl.col("user").is_in(list(users)))
                 external.append(mail)
     merged = {source: pl.concat(parts) for source, parts in events.items()}
     outbound = pl.concat(external, how="diagonal_relaxed") if external else None
     return Assembled(frame, Evidence(scored, merged, outbound), start, end)
-
-
-def kept_external_mail(
-    store: EventStore, start: date, end: date, config: Config
-) -> dict[date, pl.LazyFrame]:
-    """The external mail the features stage kept, for the days whose features were computed
-    from the events, roster and site config in hand (a stale copy is not used)."""
-    days = days_between(start, end)
-    files = store.existing("features", EXTERNAL_MAIL, days)
-    if not files:
-        return {}
-    roster, stamps = roster_digest(store), store.event_stamps(days)
-    kept = {}
-    for path in files:
-        day = date.fromisoformat(path.parent.name[5:])
-        stamp = store.partition("features", USER_DAY, day, INPUTS_FILE)
-        digest = inputs_digest(store, day, config, roster, stamps[day])
-        if stamp.exists() and stamp.read_text() == digest:
-            kept[day] = pl.scan_parquet(io_path(path))
-    return kept
 
 
 def run_rules(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:

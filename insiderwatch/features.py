@@ -479,22 +479,50 @@ def build_features(store: EventStore, day: date, config: Config, digest: str | N
     return features.height
 
 
-def ensure_features(store: EventStore, days: list[date], config: Config) -> list[date]:
-    """Build features for ``days`` that have events and no feature partition, or one computed
-    from other inputs (events re-ingested, site config or roster changed)."""
+def feature_digests(
+    store: EventStore, days: list[date], config: Config
+) -> dict[date, tuple[str, bool]]:
+    """For each of ``days`` that has events: the digest its features must be computed from,
+    and whether the stored features were (the stamp beside them matches)."""
     roster = roster_digest(store)
     stamps = store.event_stamps(days)
-    built = []
+    out = {}
     for day in days:
         if not stamps[day]:
             continue
         digest = inputs_digest(store, day, config, roster, stamps[day])
         stamp = store.partition("features", USER_DAY, day, INPUTS_FILE)
-        if stamp.exists() and stamp.read_text() == digest:
-            continue
-        build_features(store, day, config, digest)
-        built.append(day)
+        out[day] = (digest, stamp.exists() and stamp.read_text() == digest)
+    return out
+
+
+def ensure_features(store: EventStore, days: list[date], config: Config) -> list[date]:
+    """Build features for ``days`` that have events and no feature partition, or one computed
+    from other inputs (events re-ingested, site config or roster changed)."""
+    built = []
+    for day, (digest, fresh) in feature_digests(store, days, config).items():
+        if not fresh:
+            build_features(store, day, config, digest)
+            built.append(day)
     return built
+
+
+def kept_external_mail(
+    store: EventStore, start: date, end: date, config: Config
+) -> dict[date, pl.LazyFrame]:
+    """The external mail :func:`build_features` kept, for the days whose features were
+    computed from the events, roster and site config in hand (a stale copy is not used)."""
+    files = {
+        date.fromisoformat(p.parent.name[5:]): p
+        for p in store.existing("features", EXTERNAL_MAIL, _span(start, end))
+    }
+    if not files:
+        return {}
+    return {
+        day: pl.scan_parquet(io_path(files[day]))
+        for day, (_, fresh) in feature_digests(store, sorted(files), config).items()
+        if fresh
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -204,8 +204,7 @@ def test_kept_external_mail_is_the_annotated_external_mail_while_fresh(landing, 
     """The features stage keeps the day's external mail for the mail rules; it is exactly what
     annotating the day's mail gives, and a copy from other inputs is not used."""
     from detectors.base import is_external_mail
-    from insiderwatch.detect import kept_external_mail
-    from insiderwatch.features import load_day_events, roster_lazy
+    from insiderwatch.features import kept_external_mail, load_day_events, roster_lazy
 
     logs = landing({"mail/2024-04-02.csv": OUTGOING})
     store, config = ingested(logs, tmp_path)
