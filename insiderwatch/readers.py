@@ -126,21 +126,63 @@ def _load_bytes(path: Path, rel: str) -> bytes:
     return data
 
 
+class _Inflater:
+    """Gzip data to bytes, fed in pieces. A gzip file may hold several members one after
+    another (``cat a.gz b.gz``, appending log writers): each is inflated in turn, as ``gzip``
+    reads them, and zero bytes padding the end are skipped. Corrupt or truncated data raises
+    :class:`FileError` with the line the inflated text had reached."""
+
+    def __init__(self, rel: str, pieces: bool = True) -> None:
+        self.rel = rel
+        self.member = isal_zlib.decompressobj(wbits=31)
+        self.fed = False  # the current member has had input
+        # Line breaks inflated by earlier calls, for the line an error names; counted only
+        # when the data comes in pieces (a whole file is fed once).
+        self.pieces = pieces
+        self.lines = 0
+        self.last: list[bytes] = []  # the last call's output, while its lines are not counted
+
+    def feed(self, raw: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        while raw:
+            if not self.fed:
+                raw = raw.lstrip(b"\x00")
+                if not raw:
+                    break
+            self.fed = True
+            try:
+                piece = self.member.decompress(raw)
+            except isal_zlib.error as exc:
+                line = self.lines + sum(o.count(b"\n") for o in out) + 1
+                raise FileError(self.rel, line, f"corrupt gzip data ({exc})") from exc
+            out.append(piece)
+            if not self.member.eof:
+                break
+            raw = self.member.unused_data
+            self.member = isal_zlib.decompressobj(wbits=31)
+            self.fed = False
+        if self.pieces:
+            self.lines += sum(o.count(b"\n") for o in out)
+        else:
+            self.last = out
+        return out
+
+    def finish(self) -> None:
+        if self.fed:  # a member began and never reached its end marker
+            tail = self.member.flush()
+            raise FileError(
+                self.rel,
+                self.lines + sum(o.count(b"\n") for o in [*self.last, tail]) + 1,
+                "truncated gzip: the stream ends before its end marker",
+            )
+
+
 def _gunzip(data: bytes, rel: str) -> bytes:
-    out = io.BytesIO()
-    decomp = isal_zlib.decompressobj(wbits=31)
-    try:
-        out.write(decomp.decompress(data))
-        out.write(decomp.flush())
-    except isal_zlib.error as exc:
-        done = out.getvalue()
-        raise FileError(rel, done.count(b"\n") + 1, f"corrupt gzip data ({exc})") from exc
-    if not decomp.eof:
-        done = out.getvalue()
-        raise FileError(
-            rel, done.count(b"\n") + 1, "truncated gzip: the stream ends before its end marker"
-        )
-    return out.getvalue()
+    inflater = _Inflater(rel, pieces=False)
+    pieces = inflater.feed(data)
+    inflater.finish()
+    # One member (the usual file) comes back as it was inflated, without a copy.
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 # --- encodings -------------------------------------------------------------------------------
@@ -404,8 +446,7 @@ class _GzipStream:
 
     def __init__(self, path: Path, rel: str) -> None:
         self.fh = open(path, "rb")  # noqa: SIM115 - closed in __exit__
-        self.rel = rel
-        self.decomp = isal_zlib.decompressobj(wbits=31)
+        self.inflater = _Inflater(rel)
         self.buffer = b""
         self.lines = 0
         self.done = False
@@ -419,19 +460,11 @@ class _GzipStream:
     def _fill(self, want: int) -> None:
         while not self.done and len(self.buffer) < want:
             raw = self.fh.read(1 << 20)
-            try:
-                out = self.decomp.decompress(raw) if raw else self.decomp.flush()
-            except isal_zlib.error as exc:
-                line = self.lines + self.buffer.count(b"\n") + 1
-                raise FileError(self.rel, line, f"corrupt gzip data ({exc})") from exc
-            self.buffer += out
-            if not raw:
+            if raw:
+                self.buffer += b"".join(self.inflater.feed(raw))
+            else:
                 self.done = True
-                if not self.decomp.eof:
-                    line = self.lines + self.buffer.count(b"\n") + 1
-                    raise FileError(
-                        self.rel, line, "truncated gzip: the stream ends before its end marker"
-                    )
+                self.inflater.finish()
 
     def _take(self, n: int) -> bytes:
         out, self.buffer = self.buffer[:n], self.buffer[n:]

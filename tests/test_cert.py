@@ -6,6 +6,7 @@ line, the LDAP roster, the answer key, and a generated incident detected end to 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from datetime import date
@@ -252,6 +253,25 @@ def test_blocks_give_the_same_records_as_one_read(tmp_path: Path) -> None:
         assert len(parts) > 3
         assert pl.concat(p.frame for p in parts).equals(whole)
     assert whole.height == 150
+
+
+def test_blocks_read_every_member_of_a_gzip_file(tmp_path: Path) -> None:
+    header, body = EMAIL_R6.split("\n", 1)
+    path = tmp_path / "email.csv.gz"
+    plain = tmp_path / "email.csv"
+    plain.write_text(header + "\n" + body * 20)
+    half = len(body.splitlines()) * 10
+    rows = (body * 20).splitlines(keepends=True)
+    members = [header + "\n" + "".join(rows[:half]), "".join(rows[half:])]
+    path.write_bytes(b"".join(gzip.compress(m.encode()) for m in members))
+    whole = pl.concat(b.frame for b in iter_csv_blocks(plain, "email.csv", 1 << 30))
+    for size in (64, 1 << 30):
+        read = pl.concat(b.frame for b in iter_csv_blocks(path, "email.csv.gz", size))
+        assert read.equals(whole)
+    cut = path.read_bytes()[:-5]
+    path.write_bytes(cut)
+    with pytest.raises(FileError, match="truncated gzip"):
+        list(iter_csv_blocks(path, "email.csv.gz", 64))
 
 
 # --- generated releases: the answer key and the round trip ---------------------------------

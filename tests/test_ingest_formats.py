@@ -124,6 +124,17 @@ def test_csv_gz(landing, run_ingest) -> None:
     check_canonical(store)
 
 
+def test_csv_gz_of_several_members(landing, run_ingest) -> None:
+    """``cat a.gz b.gz`` is one gzip file of two members (gzip reads both); zero bytes padding
+    its end are skipped. The second member's rows must not be dropped."""
+    header, *lines = canonical_csv().split("\n", 2)
+    first, rest = lines[0] + "\n", lines[1]
+    data = gzip.compress((header + "\n" + first).encode()) + gzip.compress(rest.encode())
+    report, store = run_ingest(landing({"file_access/2024-04-01.csv.gz": data + b"\0" * 8}))
+    assert report.errors == []
+    check_canonical(store)
+
+
 def test_cp932_csv_gz_with_crlf(landing, run_ingest) -> None:
     data = gzip.compress(canonical_csv().replace("\n", "\r\n").encode("cp932"))
     report, store = run_ingest(landing({"file_access/2024-04-01.csv.gz": data}))
