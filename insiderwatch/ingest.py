@@ -147,23 +147,34 @@ def parse_timestamp(expr: pl.Expr, tz: str) -> pl.Expr:
     return pl.when(has_offset).then(with_offset).otherwise(naive)
 
 
-_COMMON_TIMESTAMP = "%Y-%m-%d %H:%M:%S"  # how most exports write local time
+# How most exports write time: local time without an offset, or UTC with a ``Z`` (None: local).
+_COMMON_SHAPES = (("%Y-%m-%d %H:%M:%S", None), ("%Y-%m-%dT%H:%M:%SZ", "UTC"))
 
 
 def parse_timestamps(values: pl.Series, tz: str) -> pl.Series:
-    """:func:`parse_timestamp` over a column, trying the common shape first.
+    """:func:`parse_timestamp` over a column, trying the common shapes first.
 
-    A column written entirely as ``YYYY-MM-DD HH:MM:SS`` local time is parsed with that one
-    format; only a column with any other value (an offset, a ``T``, fractions, junk) pays for
-    the general parse, over all its rows, so both give the same values.
+    A column written entirely in one of the common shapes (``YYYY-MM-DD HH:MM:SS`` local
+    time, ``YYYY-MM-DDTHH:MM:SSZ``) is parsed with that one format; only a column with any
+    other value (another offset, fractions, junk, shapes mixed) pays for the general parse, over
+    all its rows, so both give the same values. The shape tried is the first value's (with a
+    ``Z`` or without).
     """
-    common = (
-        values.str.to_datetime(_COMMON_TIMESTAMP, strict=False, time_unit="us")
-        .dt.replace_time_zone(tz, non_existent="null", ambiguous="earliest")
-        .dt.convert_time_zone("UTC")
-    )
-    if not (common.is_null() & values.is_not_null()).any():
-        return common
+    first = values.drop_nulls().head(1).to_list()
+    for fmt, zone in _COMMON_SHAPES:
+        if not first or (zone is not None) != first[0].endswith("Z"):
+            continue
+        parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
+        common = (
+            parsed.dt.replace_time_zone("UTC")
+            if zone
+            else parsed.dt.replace_time_zone(
+                tz, non_existent="null", ambiguous="earliest"
+            ).dt.convert_time_zone("UTC")
+        )
+        if not (common.is_null() & values.is_not_null()).any():
+            return common
+        break
     return values.to_frame().select(parse_timestamp(pl.col(values.name), tz)).to_series()
 
 
