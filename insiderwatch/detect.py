@@ -25,7 +25,9 @@ from insiderwatch.features import (
     BASELINE_INPUTS,
     BASELINES,
     KEY,
+    ensure_baselines,
     evidence_frame,
+    kept_baselines,
     kept_external_mail,
     load_day_events,
     roster_lazy,
@@ -57,11 +59,18 @@ def days_between(start: date, end: date) -> list[date]:
 NOTICE_FEATURES = ("remote_logons", "external_attachments")
 
 
-def with_notice_history(frame: pl.LazyFrame, window: int) -> pl.LazyFrame:
+def with_notice_history(
+    frame: pl.LazyFrame, window: int, earlier: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """``f__after_notice_days``: earlier days in the window, on or after the person's notice,
-    on which ``f`` was non-zero."""
+    on which ``f`` was non-zero. The window reaches back into ``earlier`` (rows of the days
+    before ``frame``'s, ``with_roster`` applied, with ``KEY`` and the notice features) when
+    ``frame`` does not hold those days itself."""
+    rows = frame.select(*KEY, "notice_date", *NOTICE_FEATURES)
+    if earlier is not None:
+        rows = pl.concat([earlier.select(rows.collect_schema().names()), rows]).sort(KEY)
     counted = (
-        frame.filter(pl.col("notice_date").is_not_null())
+        rows.filter(pl.col("notice_date").is_not_null())
         .select(*KEY, *NOTICE_FEATURES)
         .rolling(index_column="local_date", period=f"{window}d", closed="left", group_by="user")
         .agg([(pl.col(f) > 0).sum().alias(f"{f}__after_notice_days") for f in NOTICE_FEATURES])
@@ -112,10 +121,12 @@ def assemble(
     config: Config,
     tuning: Tuning,
     users: Collection[str] | None = None,
+    training: bool = True,
 ) -> Assembled:
-    """Evidence for ``start``–``end``: every person's, or only ``users``'s (one shard)."""
-    return with_events(evidence_rows(store, start, end, tuning, users), store, start, end, config,
-                       tuning, users)  # fmt: skip
+    """Evidence for ``start``–``end``: every person's, or only ``users``'s (one shard); with
+    the model's training days unless ``training`` is False (see ``evidence_rows``)."""
+    rows = evidence_rows(store, start, end, tuning, users, training)
+    return with_events(rows, store, start, end, config, tuning, users)
 
 
 def evidence_rows(
@@ -124,26 +135,30 @@ def evidence_rows(
     end: date,
     tuning: Tuning,
     users: Collection[str] | None = None,
+    training: bool = True,
 ) -> pl.DataFrame:
     """The user-days detection works on (training days first), with baselines and the roster
-    as known on each day, in ``KEY`` order."""
+    as known on each day, in ``KEY`` order.
+
+    Without ``training``, only the scored days: enough when the range's models are kept
+    (``forests_kept``), and a daily run then reads one day of baselines instead of 36. The
+    notice history still looks back over the window, read as its few columns only."""
     b = tuning.baseline
-    frame = evidence_frame(
-        store,
-        start,
-        end,
-        b.window_days,
-        b.min_history_days,
-        b.min_peer_size,
-        training_days(tuning),
-        users,
-    )
+    settings = (b.window_days, b.min_history_days, b.min_peer_size)
+    first = start - timedelta(days=training_days(tuning) if training else 0)
+    frame = evidence_frame(store, first, end, *settings, 0, users)
     if frame.is_empty():
         return pl.DataFrame(schema={"user": pl.String, "local_date": pl.Date})
+    roster = roster_lazy(store)
+    earlier = None
+    if not training:  # the notice history's window, a few columns of it
+        days = days_between(start - timedelta(days=b.window_days), start - timedelta(days=1))
+        ensure_baselines(store, days, *settings)
+        narrow = kept_baselines(store, days, [*KEY, *NOTICE_FEATURES], users)
+        earlier = None if narrow is None else with_roster(narrow, roster)
     # evidence_frame is in KEY order, and both joins keep the left side's order: the model's
     # training sample depends on it.
-    frame = with_roster(frame.lazy(), roster_lazy(store))
-    return with_notice_history(frame, b.window_days).collect()
+    return with_notice_history(with_roster(frame.lazy(), roster), b.window_days, earlier).collect()
 
 
 def with_events(
@@ -331,6 +346,29 @@ def _forest_stamps(store: EventStore, anchors: list[date], tuning: Tuning) -> di
     }
 
 
+def _fresh_anchors(store: EventStore, start: date, end: date, tuning: Tuning) -> dict[date, bool]:
+    """The range's retraining days, and whether each one's kept model is still the one its
+    training baselines (as kept now) would give."""
+    anchors = sorted({retrain_anchor(d, tuning) for d in days_between(start, end)})
+    stamps = _forest_stamps(store, anchors, tuning)
+    out = {}
+    for anchor in anchors:
+        stamp = store.partition("models", FORESTS, anchor, FOREST_INPUTS)
+        out[anchor] = stamp.exists() and stamp.read_text() == stamps[anchor]
+    return out
+
+
+def forests_kept(store: EventStore, start: date, end: date, tuning: Tuning) -> bool:
+    """Whether every model the range needs is kept and fresh, so nothing is fitted and the
+    training rows need not be read (``evidence_rows(..., training=False)``). The training
+    days' baselines are brought up to date first: a re-ingested training day changes them,
+    and so the model."""
+    b = tuning.baseline
+    span = days_between(start - timedelta(days=training_days(tuning)), end)
+    ensure_baselines(store, span, b.window_days, b.min_history_days, b.min_peer_size)
+    return all(_fresh_anchors(store, start, end, tuning).values())
+
+
 def kept_forests(
     store: EventStore, usable: pl.DataFrame, start: date, end: date, tuning: Tuning
 ) -> dict[date, DeviationForest | None]:
@@ -338,17 +376,15 @@ def kept_forests(
     fitted once, on its retraining day's run, and read by the runs of the days after it, until
     the baselines it was fitted on change. ``usable`` must hold everyone's training rows
     (``model_rows`` of the evidence)."""
-    anchors = sorted({retrain_anchor(d, tuning) for d in days_between(start, end)})
-    stamps = _forest_stamps(store, anchors, tuning)
+    anchors = _fresh_anchors(store, start, end, tuning)
     forests: dict[date, DeviationForest | None] = {}
-    for anchor in anchors:
-        stamp = store.partition("models", FORESTS, anchor, FOREST_INPUTS)
-        if stamp.exists() and stamp.read_text() == stamps[anchor]:
-            model = store.partition("models", FORESTS, anchor, FOREST_FILE).read_bytes()
-            forests[anchor] = pickle.loads(model)  # the store's own file, as trusted as the store
-    fresh = [a for a in anchors if a not in forests]
+    for anchor in (a for a, fresh in anchors.items() if fresh):
+        model = store.partition("models", FORESTS, anchor, FOREST_FILE).read_bytes()
+        forests[anchor] = pickle.loads(model)  # the store's own file, as trusted as the store
+    stale = [a for a in anchors if a not in forests]
     fit_forests(usable, start, end, tuning, forests)
-    for anchor in fresh:
+    stamps = _forest_stamps(store, stale, tuning) if stale else {}
+    for anchor in stale:
         # The old stamp off, the model (whole or not at all), the new stamp last: a run stopped
         # anywhere in between leaves no stamp, so the next run fits the model again.
         stamp = store.partition("models", FORESTS, anchor, FOREST_INPUTS)

@@ -593,13 +593,27 @@ def evidence_frame(
     """
     days = _span(start - timedelta(days=training_days), end)
     ensure_baselines(store, days, window, min_history, min_peer)
+    frame = kept_baselines(store, days, None, users)
+    return pl.DataFrame() if frame is None else frame.sort(KEY).collect()
+
+
+def kept_baselines(
+    store: EventStore,
+    days: list[date],
+    columns: list[str] | None = None,
+    users: Collection[str] | None = None,
+) -> pl.LazyFrame | None:
+    """The kept baseline rows of ``days`` (all columns, or ``columns``), only ``users``'s if
+    given; None when no day has any."""
     files = store.existing("features", BASELINES, days)
     if not files:
-        return pl.DataFrame()
+        return None
     frame = pl.scan_parquet(io_paths(files))
+    if columns is not None:
+        frame = frame.select(columns)
     if users is not None:
         frame = frame.filter(pl.col("user").is_in(list(users)))
-    return frame.sort(KEY).collect()
+    return frame
 
 
 def _baseline_stamps(

@@ -29,6 +29,7 @@ from insiderwatch.detect import (
     days_between,
     empty_findings,
     evidence_rows,
+    forests_kept,
     history_days,
     kept_forests,
     model_rows,
@@ -114,7 +115,9 @@ def detect_range(
 
     features_stage(store, start, end, config, tuning)
     lap("features")
-    assembled = assemble(store, start, end, config, tuning)
+    # With the range's models kept, their training rows are not read (a daily run's case).
+    training = not forests_kept(store, start, end, tuning)
+    assembled = assemble(store, start, end, config, tuning, training=training)
     lap("evidence")
     findings = run_rules(assembled, tuning)
     _write_days(store, "findings", findings, start, end, "local_date")

@@ -143,8 +143,11 @@ def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
     # The report run kept one model per retraining day of its range.
     assert all(store.partition("models", FORESTS, a, FOREST_FILE).exists() for a in anchors)
 
+    def results(kind: str) -> pl.DataFrame:
+        return pl.read_parquet(io_paths(store.existing(RESULTS, kind, days)))
+
     def model_scores() -> pl.DataFrame:
-        return pl.read_parquet(io_paths(store.existing(RESULTS, "model", days)))
+        return results("model")
 
     kept_scores = model_scores()
     assert kept_scores.height > 100
@@ -162,11 +165,15 @@ def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
     detect()  # the kept models are read: nothing is fitted, the scores are the same
     assert fitted == []
     assert model_scores().equals(kept_scores)
+    # Read without the training days' rows: the same findings and alerts as with them.
+    kept_results = {kind: results(kind) for kind in ("findings", "alerts")}
+    assert kept_results["findings"].height > 10 and kept_results["alerts"].height > 0
 
     shutil.rmtree(root / "models")  # fitted afresh: the same scores
     detect()
     assert len(fitted) == len(anchors)
     assert model_scores().equals(kept_scores)
+    assert all(results(kind).equals(frame) for kind, frame in kept_results.items())
 
     # Other model settings, or baselines drawn from other inputs (here a person moved to
     # another department, so the peer groups changed), mean a model fitted again.
@@ -186,6 +193,37 @@ def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
     ).write_parquet(store.roster_path())
     detect()
     assert len(fitted) == len(anchors)
+
+
+def test_scored_days_alone_are_the_rows_read_with_the_training_days(reported_store) -> None:
+    """With the models kept, detection reads the scored days' rows without the 35 training
+    days before them; each scored row, its notice history included, is the same."""
+    from datetime import timedelta
+
+    from detectors.settings import load_tuning
+    from insiderwatch.detect import evidence_rows, forests_kept
+
+    from .conftest import REPORT_END, REPORT_START
+
+    store, tuning = EventStore(reported_store), load_tuning()
+    start, end = REPORT_START, REPORT_START + timedelta(days=3)
+    assert forests_kept(store, start, end, tuning)
+    alone = evidence_rows(store, start, end, tuning, training=False)
+    whole = evidence_rows(store, start, end, tuning)
+    assert whole["local_date"].min() == start - timedelta(days=35)
+    assert alone.height > 100 and alone["local_date"].min() == start
+    assert alone.equals(whole.filter(pl.col("local_date") >= start))
+    # Counted on the first scored day: from the narrow rows of the days before it.
+    noticed = alone.filter(
+        (pl.col("local_date") == start) & (pl.col("external_attachments__after_notice_days") > 0)
+    )
+    assert noticed.height > 0
+    # One person's rows, as a shard reads them.
+    user = noticed["user"][0]
+    mine = evidence_rows(store, start, end, tuning, users=[user], training=False)
+    assert mine.equals(alone.filter(pl.col("user") == user))
+    later = REPORT_END + timedelta(days=7)  # no model kept for that week
+    assert not forests_kept(store, later, later, tuning)
 
 
 OUTGOING = (
