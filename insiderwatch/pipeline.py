@@ -196,9 +196,11 @@ def _evidence(folder: Path, shard: int) -> pl.DataFrame:
 def baselines_shard(
     store: EventStore, start: date, end: date, tuning: Tuning, shard: int, shards: int
 ) -> int:
-    """A shard's evidence rows (training days and scored days, with baselines); returns rows."""
+    """A shard's evidence rows (training days, unless the range's models are kept, and scored
+    days, with baselines); returns rows."""
     users = shard_users(store, start, end, tuning, shard, shards)
-    frame = evidence_rows(store, start, end, tuning, users)
+    training = not forests_kept(store, start, end, tuning)
+    frame = evidence_rows(store, start, end, tuning, users, training)
     write_atomic(frame, _shard_file(shard_folder(store, start, end, shards), "evidence", shard))
     return frame.height
 

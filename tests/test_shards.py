@@ -55,10 +55,12 @@ def run_sharded(store: EventStore, shards: int) -> pl.DataFrame:
     return combine_shards(store, *span, tuning, shards)
 
 
-@pytest.mark.parametrize("shards", [3])
+@pytest.mark.parametrize(("shards", "models"), [(3, "kept"), (2, "fitted")])
 def test_sharded_detection_gives_the_single_process_results(
-    reported_store: Path, tmp_path: Path, shards: int
+    reported_store: Path, tmp_path: Path, shards: int, models: str
 ) -> None:
+    """With the range's models kept, the shards read no training rows; without, they read
+    them and the models are fitted on all of them."""
     single = results(EventStore(reported_store))
     assert single["alerts"].height >= 3 and single["model"].height > 300
     root = tmp_path / "store"
@@ -66,6 +68,8 @@ def test_sharded_detection_gives_the_single_process_results(
     store = EventStore(root)
     for kind in RESULTS:
         shutil.rmtree(root / "results" / kind)
+    if models == "fitted":
+        shutil.rmtree(root / "models")
 
     alerts = run_sharded(store, shards)
 
@@ -74,6 +78,7 @@ def test_sharded_detection_gives_the_single_process_results(
         assert sharded[kind].equals(frame), kind
     assert alerts.sort("alert_date", "rank").equals(single["alerts"].sort("alert_date", "rank"))
     assert not shard_folder(store, START, END, shards).exists()
+    assert (root / "models").exists()  # fitted again and kept, or read as kept
 
 
 def test_every_person_is_in_exactly_one_shard(reported_store: Path) -> None:
