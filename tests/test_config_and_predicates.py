@@ -112,3 +112,26 @@ def test_japanese_holidays_and_year_end_are_not_workdays() -> None:
     assert not is_workday(date(2024, 12, 30), site)  # year-end closure (config)
     assert not is_workday(date(2024, 4, 6), site)  # Saturday
     assert is_workday(date(2024, 4, 30), site)
+
+
+def test_a_folder_rule_raises_a_file_to_its_folder_level_never_lowers_it() -> None:
+    """A path's folder (a whole segment, not part of a file name) sets its level when that is
+    stricter than the classification column."""
+    from insiderwatch.features import effective_level
+
+    config = load_config()
+    assert config.lists.path_classification["極秘"] == "top_secret"
+    rows = [
+        ("\\\\fs01\\rnd\\極秘\\x.dwg", "public", "top_secret"),
+        ("/data/マル秘/y.xlsx", None, "secret"),
+        ("\\\\fs01\\社外秘", "public", "internal"),  # the last segment
+        ("\\\\fs01\\社外秘\\plan.pptx", "top_secret", "top_secret"),  # the column is stricter
+        ("\\\\fs01\\pub\\極秘資料.docx", "public", "public"),  # a file name, not a folder
+        ("\\\\fs01\\部外秘\\a.txt", "public", "public"),  # another word that ends in 秘
+        (None, "secret", "secret"),
+        ("/a/b", None, None),
+    ]
+    frame = pl.DataFrame(
+        [r[:2] for r in rows], schema=["path", "classification"], orient="row"
+    ).select(effective_level(config))
+    assert frame["level"].to_list() == [r[2] for r in rows]
