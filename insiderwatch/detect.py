@@ -375,7 +375,7 @@ def kept_forests(
     """``fit_forests`` with the fitted models kept in the store by retraining day: a model is
     fitted once, on its retraining day's run, and read by the runs of the days after it, until
     the baselines it was fitted on change. ``usable`` must hold everyone's training rows
-    (``model_rows`` of the evidence)."""
+    (``model_rows`` of the evidence) unless every model is kept (``forests_kept``)."""
     anchors = _fresh_anchors(store, start, end, tuning)
     forests: dict[date, DeviationForest | None] = {}
     for anchor in (a for a, fresh in anchors.items() if fresh):
