@@ -149,12 +149,12 @@ def effective_level(config: Config) -> pl.Expr:
         # over a day's file access.
         named = pl.col("path").str.contains_any([folder for folder, _ in folders])
         path = pl.when(named).then(pl.col("path"))
-    for folder, level in folders:
-        marker = r"(?:^|[\\/])" + re.escape(folder) + r"(?:[\\/]|$)"
-        rank = pl.max_horizontal(
-            rank,
-            pl.when(path.str.contains(marker)).then(LEVEL_RANK[level]).otherwise(0),
-        )
+        for folder, level in folders:
+            marker = r"(?:^|[\\/])" + re.escape(folder) + r"(?:[\\/]|$)"
+            rank = pl.max_horizontal(
+                rank,
+                pl.when(path.str.contains(marker)).then(LEVEL_RANK[level]).otherwise(0),
+            )
     by_rank = {r: level for level, r in LEVEL_RANK.items()}
     return rank.replace_strict(by_rank, default=None, return_dtype=pl.String).alias("level")
 
@@ -364,19 +364,17 @@ def day_features(
     if "mail" in events:
         if external_mail is None:
             external_mail = events["mail"].filter(is_external_mail())
-        external = pl.col("external")
         parts.append(
-            external_mail.filter(pl.col("direction") == "outbound", pl.col("user").is_not_null())
+            external_mail.filter(pl.col("user").is_not_null())  # every row external
             .group_by(KEY)
             .agg(
-                external_mails=_sum_if(external),
-                external_attachments=_sum_if(external, pl.col("attachments")),
-                external_attachment_bytes=_sum_if(external, pl.col("attachment_bytes")),
+                external_mails=pl.len().cast(pl.Int64),
+                external_attachments=pl.col("attachments").fill_null(0).sum(),
+                external_attachment_bytes=pl.col("attachment_bytes").fill_null(0).sum(),
                 personal_mails=_sum_if(pl.col("to_personal") & pl.col("has_attachments")),
-                competitor_mails=_sum_if(external & pl.col("to_competitor")),
+                competitor_mails=_sum_if(pl.col("to_competitor")),
                 technical_mails=_sum_if(
-                    external
-                    & ((pl.col("keywords").list.len() > 0) | (pl.col("code_names").list.len() > 0))
+                    (pl.col("keywords").list.len() > 0) | (pl.col("code_names").list.len() > 0)
                 ),
             )
         )
