@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from insiderwatch import store as store_module
 from insiderwatch.ingest import cluster, first_copies
+from insiderwatch.readers import byte_counts
 from tests.conftest import FILE_HEADER, assert_reconciles, csv_text, stored
 
 ROWS = [
@@ -282,6 +283,15 @@ def test_first_copies_and_cluster_equal_unique_and_sort(rows: list) -> None:
     deduped = frame.filter(first_copies(frame, subset))
     assert deduped.equals(frame.unique(subset=subset, keep="first", maintain_order=True))
     assert cluster(deduped).equals(deduped.sort(["user", "timestamp"], maintain_order=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200), st.integers(1, 64))
+def test_byte_counts_equal_bytes_count_across_slices(data: bytes, step: int) -> None:
+    """The fast CSV path's separator and line-break counts, taken a slice at a time, equal
+    Python's count over the whole text wherever the slices fall."""
+    data = data.replace(b"\x01", b",").replace(b"\x02", b"\n")  # the wanted bytes, often
+    assert byte_counts(data, b",\n", step) == [data.count(b","), data.count(b"\n")]
 
 
 def test_sources_ingested_side_by_side_equal_one_at_a_time(gate, tmp_path) -> None:
