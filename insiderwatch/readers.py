@@ -325,13 +325,18 @@ def _csv_fast(payload: bytes, rel: str) -> pl.DataFrame | None:
     frame.columns = header
     if frame.height == 0:
         return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(LINE))
-    # Counted on the UTF-8 bytes: a comma or line break byte is never part of another character.
+    # Counted on the UTF-8 bytes: a comma, quote or line break byte is never part of another
+    # character. A comma inside a value is quoted, so a file without quotes has none.
     values = [pl.col(c).fill_null("") for c in frame.columns]
-    value_commas = frame.select(
-        pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum()
-    ).item()
+    commas, breaks, quotes = byte_counts(payload, b',\n"')
+    value_commas = (
+        frame.select(
+            pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum()
+        ).item()
+        if quotes
+        else 0
+    )
     header_commas = first.count(",")
-    commas, breaks = byte_counts(payload, b",\n")
     if commas != header_commas + (frame.width - 1) * frame.height + (value_commas or 0):
         return None
     physical = breaks + (0 if payload.endswith(b"\n") else 1)

@@ -214,6 +214,19 @@ CASES = [
         GOOD,
     ),
     Case(
+        # The short record's missing comma is made up by a quoted comma in the next one: the
+        # file's comma count alone would let the short record through, filled with nulls.
+        "too_few_fields_beside_a_quoted_comma",
+        "logon",
+        {
+            LOGON: logon_file(
+                ["2024-04-01 18:00:00,u1,logon,false", '2024-04-01 18:05:00,u1,"PC,1",logon,false']
+            )
+        },
+        Quarantined(BAD_LINE, "expected 5 fields, found 4"),
+        GOOD + 1,
+    ),
+    Case(
         "unclosed_quote",
         "logon",
         {LOGON: logon_file(['2024-04-01 18:00:00,u1,"PC-1,logon,false'])},
