@@ -222,7 +222,7 @@ def _annotate_mail(frame: pl.LazyFrame, config: Config, roster: pl.LazyFrame) ->
     outbound = pl.col("direction") == "outbound"
     return (
         frame.with_columns(addresses=addresses, domains=domains)
-        .join(own, on="user", how="left")
+        .join(own, on="user", how="left", maintain_order="left")
         .with_columns(
             external_domains=pl.col("domains").list.eval(pl.element().filter(keep)),
             to_own_personal=pl.col("addresses")
