@@ -321,3 +321,24 @@ def test_sources_ingested_side_by_side_equal_one_at_a_time(gate, tmp_path) -> No
                 assert stored(stores[0], count.source, area).equals(
                     stored(stores[1], count.source, area)
                 ), (count.source, area)
+
+
+def test_values_are_trimmed_and_blank_values_are_missing() -> None:
+    """White space around a value goes (the ideographic space too); a value that is only white
+    space, or empty, is missing: null where the column may be empty, a reason where it may not."""
+    from insiderwatch.ingest import REASONS, type_and_check
+    from schemas.canonical import SOURCES
+
+    source = SOURCES["file_access"]
+    base = dict(zip(source.names, ["2024-04-01 09:00:00", "u1", "PC-1", "read", "p", "1",
+                                   "share", "plm", "public"], strict=True))  # fmt: skip
+    rows = [
+        {**base, "user": " u1\t", "system": "", "host": "\u3000PC-1 "},
+        {**base, "user": " \u3000 ", "system": "  "},
+        {**base, "user": ""},
+    ]
+    checked = type_and_check(pl.DataFrame(rows), source, "Asia/Tokyo")
+    assert checked["user"].to_list() == ["u1", None, None]
+    assert checked["host"].to_list() == ["PC-1", "PC-1", "PC-1"]
+    assert checked["system"].to_list() == [None, None, "plm"]
+    assert checked[REASONS].to_list() == [[], ["missing user"], ["missing user"]]
