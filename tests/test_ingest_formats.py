@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from insiderwatch import store as store_module
-from insiderwatch.ingest import cluster, first_copies
+from insiderwatch.ingest import REASONS, cluster, first_copies, type_and_check
 from insiderwatch.readers import byte_counts
+from schemas.canonical import SOURCES
 from tests.conftest import FILE_HEADER, assert_reconciles, csv_text, stored
 
 ROWS = [
@@ -326,9 +327,6 @@ def test_sources_ingested_side_by_side_equal_one_at_a_time(gate, tmp_path) -> No
 def test_values_are_trimmed_and_blank_values_are_missing() -> None:
     """White space around a value goes (the ideographic space too); a value that is only white
     space, or empty, is missing: null where the column may be empty, a reason where it may not."""
-    from insiderwatch.ingest import REASONS, type_and_check
-    from schemas.canonical import SOURCES
-
     source = SOURCES["file_access"]
     base = dict(zip(source.names, ["2024-04-01 09:00:00", "u1", "PC-1", "read", "p", "1",
                                    "share", "plm", "public"], strict=True))  # fmt: skip
