@@ -320,7 +320,7 @@ FORESTS = "forest"  # models/forest/date=<retraining day>/: the fitted model and
 FOREST_FILE = "forest.pickle"
 FOREST_INPUTS = "forest.sha256"
 # Bump when fitting changes, so kept models are fitted again.
-_FOREST_VERSION = "1"
+_FOREST_VERSION = "2"  # 2: the scikit-learn forest kept, not the pyod wrapper
 
 
 def _forest_stamps(store: EventStore, anchors: list[date], tuning: Tuning) -> dict[date, str]:

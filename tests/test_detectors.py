@@ -156,3 +156,36 @@ def test_detector_catalogue_is_in_step_with_the_metadata() -> None:
     assert DOC_PATH.read_text(encoding="utf-8") == catalogue_markdown(), (
         "detectors/README.md is stale: run `insiderwatch detectors write-docs`"
     )
+
+
+def test_kept_forest_scores_as_pyod_and_scores_without_importing_pyod(tmp_path: Path) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    import numpy as np
+    from pyod.models.iforest import IForest
+
+    from detectors.models.isolation_forest import DeviationForest
+
+    rng = np.random.default_rng(7)
+    train = np.abs(rng.normal(0, 1, (600, 8)))
+    days = np.abs(rng.normal(0, 2, (50, 8)))
+    forest = DeviationForest(n_estimators=40, max_samples=256, seed=3).fit(train)
+    wrapped = IForest(n_estimators=40, max_samples=256, random_state=3, n_jobs=1).fit(train)
+    assert np.array_equal(forest.decision_function(days), wrapped.decision_function(days))
+    assert np.array_equal(forest.train_scores_, np.sort(wrapped.decision_scores_))
+
+    # A kept model, read in a fresh process, scores the same without pyod (nor numba).
+    (tmp_path / "forest.pickle").write_bytes(pickle.dumps(forest))
+    np.save(tmp_path / "days.npy", days)
+    script = (
+        "import pickle, sys, numpy as np\n"
+        f"forest = pickle.loads(open({str(tmp_path / 'forest.pickle')!r}, 'rb').read())\n"
+        f"scores = forest.decision_function(np.load({str(tmp_path / 'days.npy')!r}))\n"
+        f"np.save({str(tmp_path / 'scores.npy')!r}, scores)\n"
+        "print(sorted(m for m in ('pyod', 'numba') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+    assert np.array_equal(np.load(tmp_path / "scores.npy"), wrapped.decision_function(days))

@@ -3,6 +3,10 @@
 Input: for each model feature, how far today is above the person's own baseline and above the
 peer group's, in standard deviations of ``log1p`` (only excess counts: doing less than usual is
 not how data leaves). Higher score = more anomalous, as in pyod. The fitted state ends in ``_``.
+
+pyod fits the forest; what is kept (and pickled in the store) is the scikit-learn forest pyod
+wraps, scored the way pyod scores it (sklearn's score, sign flipped), so a day scored with a kept
+model imports scikit-learn alone: pyod pulls in numba, 0.5 s of the daily run's model stage.
 """
 
 from __future__ import annotations
@@ -35,19 +39,21 @@ class DeviationForest:
     def fit(self, x: np.ndarray) -> DeviationForest:
         from pyod.models.iforest import IForest  # slow to import; only when a model is fitted
 
-        self.model_ = IForest(
+        model = IForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, len(x)),
             random_state=self.seed,
             n_jobs=1,
         ).fit(x)
+        self.forest_ = model.detector_  # sklearn's IsolationForest
         # pyod keeps the training rows' scores (``decision_function`` of ``x``): not scored again.
-        self.train_scores_ = np.sort(self.model_.decision_scores_)
+        self.train_scores_ = np.sort(model.decision_scores_)
         return self
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Anomaly score per row; higher = more anomalous."""
-        return self.model_.decision_function(x)
+        """Anomaly score per row; higher = more anomalous (pyod's ``IForest`` score: sklearn's,
+        sign flipped)."""
+        return self.forest_.decision_function(x) * -1
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Share of training days scoring strictly lower than each score (0–1)."""
