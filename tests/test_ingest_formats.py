@@ -259,7 +259,7 @@ def test_validate_mode_writes_nothing(landing, gate, tmp_path) -> None:
     assert not (tmp_path / "store").exists()
 
 
-# --- deduplication and clustering equal their plain polars spelling -----------------------------
+# --- clustering and deduplication equal their plain polars spelling -----------------------------
 
 _users = st.sampled_from(["u1", "u10", "u2", "ü3", None])
 _stamps = st.sampled_from([datetime(2024, 4, 1, h, tzinfo=UTC) for h in (9, 10)] + [None])
@@ -281,9 +281,11 @@ def test_first_copies_and_cluster_equal_unique_and_sort(rows: list) -> None:
         orient="row",
     ).with_row_index("line")
     subset = ["user", "timestamp", "path", "to"]
-    deduped = frame.filter(first_copies(frame, subset))
-    assert deduped.equals(frame.unique(subset=subset, keep="first", maintain_order=True))
-    assert cluster(deduped).equals(deduped.sort(["user", "timestamp"], maintain_order=True))
+    clustered = cluster(frame)
+    assert clustered.equals(frame.sort(["user", "timestamp"], maintain_order=True))
+    deduped = clustered.filter(first_copies(clustered, subset))
+    unique = frame.unique(subset=subset, keep="first", maintain_order=True)
+    assert deduped.equals(unique.sort(["user", "timestamp"], maintain_order=True))
 
 
 @settings(max_examples=150, deadline=None)
