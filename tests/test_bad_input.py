@@ -6,6 +6,7 @@ import gzip
 from dataclasses import dataclass
 from datetime import date
 
+import polars as pl
 import pytest
 
 from tests.conftest import (
@@ -368,3 +369,31 @@ def test_mail_from_an_unknown_sender_is_quarantined(landing, run_ingest) -> None
     assert_reconciles(report, store)
     quarantine = stored(store, "mail", area="quarantine")
     assert quarantine["reason"].to_list() == ["sender 'stranger@else.jp' is not a roster address"]
+
+
+def test_mail_copies_are_dropped_wherever_they_sit_and_the_first_is_kept(
+    landing, run_ingest
+) -> None:
+    """A mail's person is drawn from its addresses, so copies of a mail land on one person
+    and time, however far apart they are in the file; mail at the same time that differs in
+    any value is kept."""
+    header = "timestamp,direction,sender,recipients,subject"
+    same_time = "2024-04-01 10:00:00"
+    rows = [
+        f"{same_time},outbound,taro.yamada@corp.example,x@client.jp,plan",  # line 2
+        f"{same_time},outbound,taro.yamada@corp.example,x@client.jp,Plan",  # differs: kept
+        f"{same_time},outbound,taro.yamada@corp.example,y@client.jp,plan",  # differs: kept
+        *[
+            f"2024-04-01 11:{i:02d}:00,outbound,taro.yamada@corp.example,x@client.jp,hi"
+            for i in range(GOOD)
+        ],
+        f"{same_time},outbound,taro.yamada@corp.example,x@client.jp,plan",  # copy of line 2
+        f"{same_time},outbound,taro.yamada@corp.example,x@client.jp,plan",  # and another
+    ]
+    report, store = run_ingest(landing({"mail/2024-04-01.csv": csv_text(header, rows)}))
+    assert_reconciles(report, store)
+    count = report.count("mail", DAY)
+    assert (count.read, count.stored, count.duplicates) == (GOOD + 5, GOOD + 3, 2)
+    at_ten = stored(store, "mail").filter(pl.col("timestamp").dt.hour() == 1)  # 10:00 JST
+    assert sorted(at_ten["source_line"].to_list()) == [2, 3, 4]
+    assert sorted(at_ten["subject"].to_list()) == ["Plan", "plan", "plan"]
