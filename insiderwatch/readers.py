@@ -328,17 +328,25 @@ def _csv_fast(payload: bytes, rel: str) -> pl.DataFrame | None:
     # Counted on the UTF-8 bytes: a comma, quote or line break byte is never part of another
     # character. A comma inside a value is quoted, so a file without quotes has none.
     values = [pl.col(c).fill_null("") for c in frame.columns]
-    commas, breaks, quotes = byte_counts(payload, b',\n"')
-    value_commas = (
-        frame.select(
-            pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum()
-        ).item()
-        if quotes
-        else 0
-    )
-    header_commas = first.count(",")
-    if commas != header_commas + (frame.width - 1) * frame.height + (value_commas or 0):
-        return None
+    # Polars fills a short record's missing fields from the end, so its last field is null:
+    # when no record's is, none is short and the commas need no counting (reading a day's
+    # file access 0.66 → 0.45 s, its mail 0.72 → 0.43 s).
+    maybe_short = frame.get_column(frame.columns[-1]).null_count() > 0
+    wanted = b',\n"' if maybe_short else b"\n"
+    counts = dict(zip(wanted, byte_counts(payload, wanted), strict=True))
+    breaks = counts[ord("\n")]
+    if maybe_short:
+        value_commas = (
+            frame.select(
+                pl.sum_horizontal([v.str.count_matches(",", literal=True) for v in values]).sum()
+            ).item()
+            if counts[ord('"')]
+            else 0
+        )
+        header_commas = first.count(",")
+        structural = header_commas + (frame.width - 1) * frame.height
+        if counts[ord(",")] != structural + (value_commas or 0):
+            return None
     physical = breaks + (0 if payload.endswith(b"\n") else 1)
     if physical == 1 + frame.height:
         # One line a record: no value holds a line break and no line is blank.

@@ -342,3 +342,27 @@ def test_values_are_trimmed_and_blank_values_are_missing() -> None:
     assert checked["host"].to_list() == ["PC-1", "PC-1", "PC-1"]
     assert checked["system"].to_list() == [None, None, "plm"]
     assert checked[REASONS].to_list() == [[], ["missing user"], ["missing user"]]
+
+
+_fields = st.sampled_from(["a", "", "b c", "x,y", 'say "hi"', "two\nlines", "末尾", " pad "])
+
+
+def _csv_field(value: str) -> str:
+    if any(c in value for c in ',"\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_fields, min_size=0, max_size=5), max_size=12))
+def test_fast_csv_reader_gives_what_the_exact_reader_gives(records: list[list[str]]) -> None:
+    """Whatever the records (short, long, blank, quoted commas, quotes and line breaks), the
+    polars path is taken only when it reads what Python's ``csv`` module reads: the same rows,
+    lines and rejects."""
+    from insiderwatch.readers import _csv_slow, _read_csv
+
+    text = "\n".join(["h1,h2,h3", *(",".join(_csv_field(v) for v in r) for r in records)]) + "\n"
+    fast = _read_csv(text.encode(), "f.csv")
+    exact = _csv_slow(text.split("\n"), {}, "f.csv", "utf-8")
+    assert fast.frame.equals(exact.frame)
+    assert [(r.line, r.reason) for r in fast.rejects] == [(r.line, r.reason) for r in exact.rejects]
