@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from detectors.base import is_external_mail
-from insiderwatch.calendar import workday_expr
+from insiderwatch.calendar import day_offset, wall_clock, workday_expr
 from insiderwatch.config import Config
 from insiderwatch.store import EventStore, io_path, io_paths, remove_tree
 from schemas.canonical import CLASSIFICATIONS
@@ -111,9 +111,12 @@ def matched_terms(text: pl.Expr, terms: tuple[str, ...]) -> pl.Expr:
 _TERM_SEPARATOR = "\x1f"  # the unit separator: not in any configured term
 
 
-def local_hour(config: Config) -> pl.Expr:
-    """Hour of the day in the site time zone, as a float (13:30 -> 13.5)."""
-    local = pl.col("timestamp").dt.convert_time_zone(config.site.timezone)
+def local_hour(config: Config, day: date | None = None) -> pl.Expr:
+    """Hour of the day in the site time zone, as a float (13:30 -> 13.5). ``day``: the local
+    day every row falls on (a day's partition), so the zone's offset is looked up once when
+    the clocks do not change around it."""
+    tz = config.site.timezone
+    local = wall_clock(pl.col("timestamp"), tz, day_offset(tz, day) if day else None)
     return local.dt.hour() + local.dt.minute() / 60.0 + local.dt.second() / 3600.0
 
 
@@ -173,7 +176,7 @@ def annotate(
 ) -> pl.LazyFrame:
     """Canonical events of one day plus derived columns (local hour, after-hours, night, …)."""
     lists = config.lists
-    frame = events.with_columns(hour=local_hour(config)).with_columns(time_flags(config, day))
+    frame = events.with_columns(hour=local_hour(config, day)).with_columns(time_flags(config, day))
     if source == "file_access":
         frame = frame.with_columns(effective_level(config), share=share_of(pl.col("path")))
     elif source == "web":

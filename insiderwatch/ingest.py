@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from insiderwatch.calendar import fixed_offset, wall_clock
 from insiderwatch.config import Config
 from insiderwatch.quality import GateResult, QualityGate
 from insiderwatch.readers import (
@@ -527,7 +528,10 @@ def check_events(
                 pl.format("unknown user '{}' (not in the roster)", _shown(pl.col("user"))),
             ),
         )
-    event_day = pl.col("timestamp").dt.convert_time_zone(tz).dt.date()
+    stamps = pl.col("timestamp")
+    first, last = checked.select(stamps.min().alias("first"), stamps.max().alias("last")).row(0)
+    offset = fixed_offset(tz, first, last) if first is not None else None
+    event_day = wall_clock(pl.col("timestamp"), tz, offset).dt.date()
     latest = as_of + timedelta(days=config.quality.future_tolerance_days)
     checked = (
         checked.with_columns(event_day.alias("_event_day"))

@@ -6,10 +6,10 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from insiderwatch.calendar import is_workday, workday_expr
+from insiderwatch.calendar import fixed_offset, is_workday, wall_clock, workday_expr
 from insiderwatch.config import ConfigError, load_config
 from insiderwatch.ingest import parse_timestamp, parse_timestamps
 
@@ -135,3 +135,49 @@ def test_a_folder_rule_raises_a_file_to_its_folder_level_never_lowers_it() -> No
         [r[:2] for r in rows], schema=["path", "classification"], orient="row"
     ).select(effective_level(config))
     assert frame["level"].to_list() == [r[2] for r in rows]
+
+
+_ZONES = st.sampled_from(
+    ["Asia/Tokyo", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@example("Europe/Berlin", datetime(2024, 3, 30, 12), [0, 13 * 3600, 14 * 3600])  # 31 March, 02:00
+@example("Europe/Berlin", datetime(2024, 10, 26, 23), [0, 3600, 2 * 3600, 3 * 3600])
+@example("Australia/Lord_Howe", datetime(2024, 4, 6, 14), [0, 3600, 2 * 3600])  # half an hour
+@example("Asia/Tokyo", datetime(2024, 6, 2, 15), [0, 86399])  # a Tokyo day: one offset
+@given(
+    _ZONES,
+    st.datetimes(datetime(2023, 1, 1), datetime(2025, 12, 31)),
+    st.lists(st.integers(0, 3 * 24 * 3600), min_size=1, max_size=20),
+)
+def test_wall_clock_with_a_fixed_offset_equals_the_zone_rules(
+    tz: str, start: datetime, seconds: list[int]
+) -> None:
+    """Rows within a few days (clock changes included: Berlin's hour, Lord Howe's half hour,
+    Newfoundland's and Nepal's odd offsets): the offset is used only when the zone keeps one
+    over the rows, and then each row's local time and date are the zone rules' own."""
+    stamps = [start.replace(tzinfo=UTC) + timedelta(seconds=s) for s in seconds]
+    frame = pl.DataFrame({"timestamp": stamps}, schema={"timestamp": pl.Datetime("us", "UTC")})
+    offset = fixed_offset(tz, min(stamps), max(stamps))
+    zone = ZoneInfo(tz)
+    offsets = {s.astimezone(zone).utcoffset() for s in stamps}
+    if offset is None:
+        first, last = min(stamps), max(stamps)
+        probes = int((last - first).total_seconds() // 60) + 1
+        assert (
+            len(
+                {(first + timedelta(minutes=m)).astimezone(zone).utcoffset() for m in range(probes)}
+                | offsets
+            )
+            > 1
+        )
+        return
+    assert offsets == {offset}
+    local = frame.select(
+        fast=wall_clock(pl.col("timestamp"), tz, offset),
+        rules=wall_clock(pl.col("timestamp"), tz, None),
+    )
+    assert local["fast"].equals(local["rules"], check_names=False)
+    assert local["fast"].to_list() == [s.astimezone(zone).replace(tzinfo=None) for s in stamps]
