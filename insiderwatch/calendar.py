@@ -49,8 +49,8 @@ def workday_expr(day: pl.Expr, site: SiteConfig, start: date, end: date) -> pl.E
     return (day.dt.weekday() <= 5) & ~day.is_in(pl.Series(closed, dtype=pl.Date).implode())
 
 
-_STEP = timedelta(minutes=15)  # every zone's offsets, and the instants they change at, are whole
-# quarter hours
+# Every zone's offsets, and the instants its clocks change at, are whole quarter hours.
+_STEP = timedelta(minutes=15)
 
 
 @cache

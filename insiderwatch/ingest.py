@@ -531,7 +531,7 @@ def check_events(
     stamps = pl.col("timestamp")
     first, last = checked.select(stamps.min().alias("first"), stamps.max().alias("last")).row(0)
     offset = fixed_offset(tz, first, last) if first is not None else None
-    event_day = wall_clock(pl.col("timestamp"), tz, offset).dt.date()
+    event_day = wall_clock(stamps, tz, offset).dt.date()
     latest = as_of + timedelta(days=config.quality.future_tolerance_days)
     checked = (
         checked.with_columns(event_day.alias("_event_day"))
