@@ -201,6 +201,22 @@ CASES = [
         GOOD,
     ),
     Case(
+        # One character over the limit: the check for length runs on this column.
+        "one_character_too_long",
+        "file_access",
+        {ACCESS: access_file([f"2024-04-01 18:00:00,u1,PC-1,read,{'x' * 4097},5,,,"])},
+        Quarantined(BAD_LINE, "path longer than 4096 characters"),
+        GOOD,
+    ),
+    Case(
+        # At the limit in characters, three times over it in bytes: limits count characters.
+        "at_the_limit_in_kanji",
+        "file_access",
+        {ACCESS: access_file([f"2024-04-01 18:00:00,u1,PC-1,read,{'設' * 4096},5,,,"])},
+        None,
+        GOOD + 1,
+    ),
+    Case(
         "too_many_fields",
         "logon",
         {LOGON: logon_file(["2024-04-01 18:00:00,u1,PC-1,logon,false,surplus"])},
