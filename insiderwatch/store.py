@@ -169,9 +169,23 @@ def _writer(frame: pl.DataFrame) -> dict[str, Any]:
     linearly on a *sorted* ``List(String)`` column (a day's mail: 1.5 million rows 1.8 s, 7.4
     million rows 39 s), where pyarrow's takes 1.9 s and 9 s; frames with list columns go to
     pyarrow, the rest stay with polars. Pyarrow's zstd at level 1 writes a day's mail in 1.4 s
-    instead of 2.4 s at its default, and the file is no larger (28 MB)."""
+    instead of 2.4 s at its default, and the file is no larger (28 MB). Pyarrow tries a
+    dictionary on every column; on numbers and times, which rarely repeat (a line number
+    never does in a day), it is given up after a page and only costs: text, lists and dates
+    get one (a day's mail 0.71 -> 0.60 s, 26 -> 24 MB)."""
     if any(isinstance(dtype, pl.List) for dtype in frame.schema.values()):
-        return {"use_pyarrow": True, "row_group_size": ROW_GROUP_ROWS, "compression_level": 1}
+        # Pyarrow names a column's values by their path: a list's are ``<name>.list.element``.
+        repeated = [
+            f"{name}.list.element" if isinstance(dtype, pl.List) else name
+            for name, dtype in frame.schema.items()
+            if isinstance(dtype, pl.String | pl.List | pl.Date)
+        ]
+        return {
+            "use_pyarrow": True,
+            "row_group_size": ROW_GROUP_ROWS,
+            "compression_level": 1,
+            "pyarrow_options": {"use_dictionary": repeated},
+        }
     return {}
 
 

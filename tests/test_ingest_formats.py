@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -210,6 +211,17 @@ def test_mail_is_tied_through_work_and_personal_addresses(landing, run_ingest) -
         ["u3"],
     ]
     assert mail["recipients"][1].to_list() == ["x@client.jp", "HANAKO.SATO@corp.example"]
+    # Text, lists and dates are written with a dictionary; numbers and times, which rarely
+    # repeat, without one.
+    group = pq.ParquetFile(store.partition("events", "mail", date(2024, 4, 1))).metadata
+    group = group.row_group(0)
+    with_dictionary = {
+        group.column(i).path_in_schema.split(".")[0]: group.column(i).has_dictionary_page
+        for i in range(group.num_columns)
+    }
+    assert with_dictionary["sender"] and with_dictionary["recipients"]
+    assert with_dictionary["local_date"]
+    assert not with_dictionary["source_line"] and not with_dictionary["timestamp"]
 
 
 def test_reingesting_a_day_replaces_its_partition(landing, run_ingest) -> None:
