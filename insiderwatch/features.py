@@ -555,7 +555,23 @@ def _window_items(touches: pl.LazyFrame, window: int, first_loaded: date) -> pl.
         .with_columns(new=(gap.is_null() | (gap > window)) & known)
         .filter(pl.col("new"))
     )
-    return flagged.group_by(KEY).agg(
+    return _new_item_counts(flagged)
+
+
+def _day_items(touches: pl.LazyFrame, day: date, window: int) -> pl.LazyFrame:
+    """:func:`_window_items` of ``day`` alone: its touches of items not touched in the
+    ``window`` days before (``touches`` holds those days and ``day``)."""
+    before = pl.col("local_date").is_between(day - timedelta(days=window), day, closed="left")
+    seen = touches.filter(before).select("user", "kind", "item").unique()
+    fresh = touches.filter(pl.col("local_date") == day).join(
+        seen, on=["user", "kind", "item"], how="anti"
+    )
+    return _new_item_counts(fresh)
+
+
+def _new_item_counts(new: pl.LazyFrame) -> pl.LazyFrame:
+    """The new-item features per user-day from the touches of new items."""
+    return new.group_by(KEY).agg(
         new_systems=_sum_if(pl.col("kind") == "system"),
         new_shares=_sum_if(pl.col("kind") == "share"),
         new_item_events=pl.max_horizontal(
@@ -685,24 +701,63 @@ def ensure_baselines(
     if not computed:
         return []
     # One pass over the span of the stale days (usually just the newest).
-    frame = compute_baselines(store, computed[0], computed[-1], window, min_history, min_peer)
+    frame = compute_baselines(
+        store,
+        computed[0],
+        computed[-1],
+        window,
+        min_history,
+        min_peer,
+        _kept_new_items(store, computed, window, min_history, min_peer),
+    )
     for day in computed:
         store.write_partition("features", BASELINES, day, frame.filter(pl.col("local_date") == day))
         store.partition("features", BASELINES, day, BASELINE_INPUTS).write_text(wanted[day])
     return computed
 
 
+def _kept_new_items(
+    store: EventStore, computed: list[date], window: int, min_history: int, min_peer: int
+) -> pl.LazyFrame | None:
+    """For one day's baselines, the new-item counts of the ``window`` days before it, as their
+    kept baselines hold them, when every one of those days with features has baselines
+    computed from the inputs in hand; None otherwise (they are then worked out again from two
+    windows of touches, 0.24 s of 0.55 at 10,000 people)."""
+    if len(computed) != 1:
+        return None
+    day = computed[0]
+    before = _span(day - timedelta(days=window), day - timedelta(days=1))
+    wanted = _baseline_stamps(store, before, window, min_history, min_peer)
+    active = [d for d in before if wanted[d]]
+    kept = {
+        date.fromisoformat(p.parent.name[5:]): p.read_text()
+        for p in store.existing("features", BASELINES, active, BASELINE_INPUTS)
+    }
+    if not active or any(kept.get(d) != wanted[d] for d in active):
+        return None
+    return kept_baselines(store, active, [*KEY, *WINDOW_FEATURES])
+
+
 def compute_baselines(
-    store: EventStore, first: date, last: date, window: int, min_history: int, min_peer: int
+    store: EventStore,
+    first: date,
+    last: date,
+    window: int,
+    min_history: int,
+    min_peer: int,
+    earlier_items: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """The user-days from ``first`` to ``last`` with their baselines from the ``window`` days
     before each: each feature's own median and maximum and its peer group's mean (the own
     ones are the peer's while a person has fewer than ``min_history`` active days), and how far
     the day is from each in standard deviations of ``log1p`` (``__own_z``, ``__peer_z``).
     Whether an item is new on a day looks a further ``window`` days back, so the new-item
-    counts that the baselines are drawn from are complete."""
+    counts that the baselines are drawn from are complete; for one day, ``earlier_items``
+    may give those of the ``window`` days before it (:func:`_kept_new_items`), and only the
+    day's own are worked out."""
     loaded = first - timedelta(days=window)
-    touched = loaded - timedelta(days=window)
+    one_day = earlier_items is not None and first == last
+    touched = loaded if one_day else loaded - timedelta(days=window)
     feature_files = store.existing("features", USER_DAY, _span(loaded, last))
     touch_files = store.existing("features", TOUCHES, _span(touched, last))
     if not feature_files:
@@ -710,7 +765,12 @@ def compute_baselines(
     roster = roster_lazy(store)
     features = pl.scan_parquet(io_paths(feature_files))
     touches = pl.scan_parquet(io_paths(touch_files)) if touch_files else day_touches({})
-    items = _window_items(touches, window, touched)
+    if one_day:
+        items = pl.concat(
+            [earlier_items, _day_items(touches, first, window)], how="diagonal_relaxed"
+        )
+    else:
+        items = _window_items(touches, window, touched)
     frame = (
         features.join(items, on=list(KEY), how="left")
         .with_columns(

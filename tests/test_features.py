@@ -66,16 +66,20 @@ def test_features_follow_config_roster_and_events(landing, tmp_path) -> None:
 
 
 def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
-    reported_store, tmp_path
+    reported_store, tmp_path, monkeypatch
 ) -> None:
     import shutil
     from datetime import timedelta
 
     from detectors.settings import load_tuning
+    from insiderwatch import features as features_module
     from insiderwatch.features import (
+        BASELINE_INPUTS,
         BASELINES,
         INPUTS_FILE,
         KEY,
+        TOUCHES,
+        _kept_new_items,
         compute_baselines,
         ensure_baselines,
     )
@@ -115,6 +119,51 @@ def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
         .sort(KEY)
         .equals(kept)
     )
+
+    # A daily run computes one day: the new-item counts of the window before it are read from
+    # those days' kept baselines, and only the day's own are worked out. Someone touches an
+    # item first seen a window before (not new), one seen a day longer ago, and one never seen.
+    window, last = b.window_days, days[-1]
+    person = kept.filter(pl.col("local_date") == last)["user"][0]
+
+    def touch(day: date, item: str) -> None:
+        path = store.partition("features", TOUCHES, day)
+        old = pl.read_parquet(path)
+        row = {"user": person, "local_date": day, "kind": "system", "item": item, "n": 3}
+        pl.concat([old, pl.DataFrame([row], schema=old.schema)]).write_parquet(path)
+
+    touch(last - timedelta(days=window), "seen a window before")
+    touch(last - timedelta(days=window + 1), "seen a day longer ago")
+    for item in ("seen a window before", "seen a day longer ago", "never seen"):
+        touch(last, item)
+    span = [last - timedelta(days=k) for k in range(window, -1, -1)]
+    for day in span:
+        shutil.rmtree(store.partition("features", BASELINES, day).parent, ignore_errors=True)
+    ensure_baselines(store, span[:-1], *settings)  # one pass over the window's days
+
+    def refuse(*args):
+        raise AssertionError("two windows of touches were read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(features_module, "_window_items", refuse)
+        assert ensure_baselines(store, [last], *settings) == [last]
+    one = pl.read_parquet(store.partition("features", BASELINES, last))
+    assert one.equals(compute_baselines(store, last, last, *settings))
+    mine = one.filter(pl.col("user") == person).row(0, named=True)
+    assert mine["new_items"] == ["never seen", "seen a day longer ago"]
+    assert (
+        mine["new_systems"]
+        == 2
+        + kept.filter((pl.col("local_date") == last) & (pl.col("user") == person))[
+            "new_systems"
+        ].item()
+    )
+    # Not when a day in that window has baselines computed from other inputs.
+    before = last - timedelta(days=3)
+    store.partition("features", BASELINES, before, BASELINE_INPUTS).write_text("other inputs")
+    assert _kept_new_items(store, [last], *settings) is None
+    ensure_baselines(store, [before], *settings)
+    assert _kept_new_items(store, [last], *settings) is not None
 
 
 def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
