@@ -52,9 +52,38 @@ def in_domains(host: pl.Expr, domains: tuple[str, ...] | list[str]) -> pl.Expr:
     return pl.lit(False) if pattern is None else host.str.contains(pattern).fill_null(False)
 
 
+# A URL up to its host: the scheme, if any, and the user name and password, if any, which end
+# at the authority's last ``@`` (as browsers read it).
+_BEFORE_HOST = r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^/?#]*@)?"
+
+
 def url_host(url: pl.Expr) -> pl.Expr:
-    """Lower-cased host of a URL (``https://www.Dropbox.com/x`` -> ``www.dropbox.com``)."""
-    return url.str.to_lowercase().str.extract(r"^(?:[a-z][a-z0-9+.-]*://)?([^/:?#@]+)", 1)
+    """Lower-cased host of a URL (``https://www.Dropbox.com/x`` -> ``www.dropbox.com``,
+    ``https://me@dropbox.com/`` -> ``dropbox.com``); null when there is none."""
+    host = url.str.to_lowercase().str.extract(_BEFORE_HOST + r"([^/:?#@]*)", 1)
+    return pl.when(host != "").then(host)
+
+
+def url_in_domains(url: pl.Expr, domains: tuple[str, ...] | list[str]) -> pl.Expr:
+    """``in_domains(url_host(url), domains)`` in one pass over the URL, without taking the
+    host out or lower-casing the URL (a day's web traffic: 0.12 s for the four lists; the
+    host alone took 0.2 s). Letters are compared by Unicode's simple case folding.
+
+    >>> www = pl.lit("https://WWW.Dropbox.com:443/x")
+    >>> pl.select(url_in_domains(www, ["dropbox.com"])).item()
+    True
+    >>> lookalike = pl.lit("https://dropbox.com@files.example/x")
+    >>> pl.select(url_in_domains(lookalike, ["dropbox.com"])).item()
+    False
+    """
+    if not domains:
+        return pl.lit(False)
+    names = "|".join(re.escape(d.lower()) for d in domains)
+    # The host is one of the domains, or ends with a dot and one; after it, a port perhaps,
+    # then the path, query or fragment, or the end. Neither holds an ``@``, so the host is
+    # the one after the last ``@``, as ``url_host`` reads it.
+    pattern = "(?i)" + _BEFORE_HOST + r"(?:[^/:?#@]*\.)?(?:" + names + r")(?::[^/?#@]*)?(?:[/?#]|$)"
+    return url.str.contains(pattern).fill_null(False)
 
 
 def address_domain(address: pl.Expr) -> pl.Expr:
@@ -180,13 +209,15 @@ def annotate(
     if source == "file_access":
         frame = frame.with_columns(effective_level(config), share=share_of(pl.col("path")))
     elif source == "web":
-        host = url_host(pl.col("url"))
-        frame = frame.with_columns(domain=host).with_columns(
-            personal_site=in_domains(pl.col("domain"), lists.personal_cloud + lists.file_transfer)
-            & ~in_domains(pl.col("domain"), lists.sanctioned_cloud),
-            job_site=in_domains(pl.col("domain"), lists.job_sites),
-            expert_network=in_domains(pl.col("domain"), lists.expert_networks),
-        )
+        # The flags come from the URL, and the host after them: a filter on the flags (as in
+        # the rules) then goes below the host, which is taken out of the few rows left.
+        url = pl.col("url")
+        frame = frame.with_columns(
+            personal_site=url_in_domains(url, lists.personal_cloud + lists.file_transfer)
+            & ~url_in_domains(url, lists.sanctioned_cloud),
+            job_site=url_in_domains(url, lists.job_sites),
+            expert_network=url_in_domains(url, lists.expert_networks),
+        ).with_columns(domain=url_host(url))
     elif source == "mail":
         frame = _annotate_mail(frame, config, roster)
     return frame

@@ -176,3 +176,55 @@ def test_wall_clock_with_a_fixed_offset_equals_the_zone_rules(
     )
     assert local["fast"].equals(local["rules"], check_names=False)
     assert local["fast"].to_list() == [s.astimezone(zone).replace(tzinfo=None) for s in stamps]
+
+
+_DOMAINS = ("dropbox.com", "box.com", "bizreach.jp", "Drop-Box.co.jp", "求人.jp")
+_URL_TEXT = "abcxyzABCXYZ019.-_/:?#@%=日é"
+
+
+@st.composite
+def _urls(draw) -> str:
+    """URLs as proxies log them, with user names, ports and look-alike hosts, or junk."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.text(_URL_TEXT, max_size=30))
+    scheme = draw(st.sampled_from(["", "http://", "https://", "HTTPS://", "ftp://"]))
+    user = draw(st.sampled_from(["", "me@", "me:pw@", "dropbox.com@", "a@b@", "box.com:x@"]))
+    name = draw(st.sampled_from(_DOMAINS))
+    host = draw(
+        st.sampled_from(
+            [name, name.upper(), "www." + name, "x" + name, name + ".evil.example", "", "box"]
+        )
+        | st.text(_URL_TEXT, max_size=12)
+    )
+    port = draw(st.sampled_from(["", ":443", ":", ":x@y"]))
+    rest = draw(st.sampled_from(["", "/", "/a/b", "?to=dropbox.com", "#box.com", "/@box.com"]))
+    return scheme + user + host + port + rest
+
+
+@settings(max_examples=400, deadline=None)
+@given(urls=st.lists(_urls() | st.none(), min_size=1, max_size=20), count=st.integers(1, 3))
+@example(urls=["https://dropbox.com:pw@files.example/"], count=1)
+@example(urls=["https://a@b@dropbox.com/x"], count=1)
+@example(urls=["https://dropbox.com@"], count=1)
+def test_url_in_domains_equals_the_host_in_domains(urls: list, count: int) -> None:
+    from insiderwatch.features import in_domains, url_host, url_in_domains
+
+    domains = _DOMAINS[:count]
+    frame = pl.DataFrame({"url": urls}, schema={"url": pl.String})
+    one_pass = frame.select(url_in_domains(pl.col("url"), domains)).to_series().to_list()
+    by_host = frame.select(in_domains(url_host(pl.col("url")), domains)).to_series().to_list()
+    assert one_pass == by_host
+
+
+def test_the_host_is_after_the_last_at_sign_of_the_authority() -> None:
+    from insiderwatch.features import url_host
+
+    urls = [
+        "https://me:pw@WWW.Dropbox.com:443/x?y=z",
+        "https://a@b@box.com/@x",
+        "box.com/x",
+        "",
+        None,
+    ]
+    hosts = pl.select(url_host(pl.Series(urls, dtype=pl.String))).to_series().to_list()
+    assert hosts == ["www.dropbox.com", "box.com", "box.com", None, None]
