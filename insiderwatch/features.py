@@ -254,18 +254,19 @@ def _annotate_mail(frame: pl.LazyFrame, config: Config, roster: pl.LazyFrame) ->
         separator=" ",
     )
     outbound = pl.col("direction") == "outbound"
+    # ``external`` comes first, on a step of its own: a filter on it (the external mail
+    # the features stage keeps) then goes below the rest, which is worked out for the few
+    # percent of mail that leaves the company only.
     return (
         frame.with_columns(addresses=addresses, domains=domains)
+        .with_columns(external_domains=pl.col("domains").list.eval(pl.element().filter(keep)))
+        .with_columns(external=outbound & (pl.col("external_domains").list.len() > 0))
         .join(own, on="user", how="left", maintain_order="left")
         .with_columns(
-            external_domains=pl.col("domains").list.eval(pl.element().filter(keep)),
             to_own_personal=pl.col("addresses")
             .list.set_intersection(pl.col("own_personal").fill_null([]))
             .list.len()
             > 0,
-        )
-        .with_columns(
-            external=outbound & (pl.col("external_domains").list.len() > 0),
             to_free_mail=pl.col("external_domains")
             .list.eval(pl.element().str.contains(free) if free else pl.lit(False))
             .list.any()
