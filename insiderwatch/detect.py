@@ -199,7 +199,15 @@ def run_rules(assembled: Assembled, tuning: Tuning) -> pl.DataFrame:
     if assembled.frame.height == 0:
         return empty_findings()
     parts = [d.run(assembled.evidence) for d in tuning.detectors]
-    return pl.concat(parts).collect().sort("local_date", "user", "detector", "reason")
+    # Each rule is planned on its own: shared, the annotated events were worked out once in
+    # full, every column of every row, where alone a rule keeps only the rows and columns it
+    # reads (a day at 10,000 people: 0.45-0.6 s shared, 0.2 s alone).
+    alone = pl.QueryOptFlags(comm_subplan_elim=False)
+    return (
+        pl.concat(parts)
+        .collect(optimizations=alone)
+        .sort("local_date", "user", "detector", "reason")
+    )
 
 
 def empty_findings() -> pl.DataFrame:
