@@ -81,6 +81,21 @@ def day_offset(tz: str, day: date) -> timedelta | None:
     return fixed_offset(tz, start, start + timedelta(days=3))
 
 
+def local_offset(tz: str, first: datetime, last: datetime) -> timedelta | None:
+    """The offset that turns each wall-clock time (without zone) from ``first`` to ``last`` in
+    ``tz`` into UTC, when the zone keeps it from a day before the first to a day after the
+    last (every offset is under a day, so none of those times is then skipped or repeated by
+    a clock change); else None.
+
+    >>> local_offset("Europe/Berlin", datetime(2024, 3, 29, 9), datetime(2024, 3, 29, 18))
+    datetime.timedelta(seconds=3600)
+    >>> local_offset("Europe/Berlin", datetime(2024, 3, 30, 9), datetime(2024, 3, 30, 18)) is None
+    True
+    """
+    day = timedelta(days=1)
+    return fixed_offset(tz, first.replace(tzinfo=UTC) - day, last.replace(tzinfo=UTC) + day)
+
+
 def wall_clock(timestamp: pl.Expr, tz: str, offset: timedelta | None) -> pl.Expr:
     """UTC ``timestamp`` as the site's wall clock, a datetime without zone. With ``offset``
     (from :func:`fixed_offset`, over the rows' span) it is added to every row, which is exact

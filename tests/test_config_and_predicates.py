@@ -52,7 +52,8 @@ zones = st.sampled_from(["Asia/Tokyo", "UTC", "Europe/Berlin", "America/New_York
 def test_parse_timestamp_matches_python(
     moment: datetime, zone: str, with_offset: bool, offset_minutes: int
 ) -> None:
-    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    # Text carries no fold: a repeated wall-clock time reads as its first instant (fold 0).
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000, fold=0)
     if with_offset:
         sign = "+" if offset_minutes >= 0 else "-"
         hh, mm = divmod(abs(offset_minutes), 60)
@@ -176,6 +177,32 @@ def test_wall_clock_with_a_fixed_offset_equals_the_zone_rules(
     )
     assert local["fast"].equals(local["rules"], check_names=False)
     assert local["fast"].to_list() == [s.astimezone(zone).replace(tzinfo=None) for s in stamps]
+
+
+@settings(max_examples=200, deadline=None)
+@example("Europe/Berlin", datetime(2024, 3, 30, 12), [0, 14 * 3600, 14 * 3600 + 1800])  # skipped
+@example("Europe/Berlin", datetime(2024, 10, 26, 23), [0, 3 * 3600, 3 * 3600 + 1800])  # repeated
+@example("Europe/Berlin", datetime(2024, 3, 31, 2), [0, 1800])  # only skipped times
+@example("Europe/Berlin", datetime(2024, 10, 27, 2), [0, 1800])  # only repeated times
+@example("Australia/Lord_Howe", datetime(2024, 4, 6, 14), [0, 12 * 3600])  # half an hour
+@example("Australia/Lord_Howe", datetime(2024, 4, 7, 1, 30), [0, 900])  # repeated, UTC+11
+@example("Asia/Tokyo", datetime(2024, 6, 3, 0), [0, 3600])
+@given(
+    _ZONES,
+    st.datetimes(datetime(2023, 1, 1), datetime(2025, 12, 31)),
+    st.lists(st.integers(0, 3 * 24 * 3600), min_size=1, max_size=20),
+)
+def test_local_times_by_one_offset_equal_the_zone_rules(
+    tz: str, start: datetime, seconds: list[int]
+) -> None:
+    """A day's file of local times, clock changes included: read by one offset when the zone
+    keeps it, each time as the zone's rules read it (skipped times null, repeated ones the
+    earlier instant)."""
+    texts = pl.Series(
+        "t", [(start + timedelta(seconds=s)).isoformat(sep=" ") for s in seconds], pl.String
+    )
+    general = texts.to_frame().select(parse_timestamp(pl.col("t"), tz)).to_series()
+    assert parse_timestamps(texts, tz).equals(general)
 
 
 _DOMAINS = ("dropbox.com", "box.com", "bizreach.jp", "Drop-Box.co.jp", "求人.jp")

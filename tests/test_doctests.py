@@ -9,6 +9,7 @@ import pytest
 
 MODULES = (
     "detectors.expressions",
+    "insiderwatch.calendar",
     "insiderwatch.features",
     "insiderwatch.ingest",
     "insiderwatch.reasons",
