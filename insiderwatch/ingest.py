@@ -395,6 +395,30 @@ def _add_reason(condition: pl.Expr, message: pl.Expr) -> pl.Expr:
     )
 
 
+def _with_reasons(frame: pl.DataFrame, checks: list[Check]) -> pl.DataFrame:
+    """``frame`` with each check's words added to ``_reasons``, in order, on the rows it flags.
+
+    The words are put together for the flagged rows alone, which are few: an
+    :func:`_add_reason` per check builds them for every row (a ``when``/``then`` works out
+    both branches), 0.1 s over a day's mail with none to add."""
+    flagged = frame.select(pl.any_horizontal([c.fill_null(False) for c, _ in checks])).to_series()
+    if not flagged.any():
+        return frame
+    words = (
+        frame.filter(flagged)
+        .select(
+            pl.concat_list(
+                [pl.col(REASONS), *[pl.when(c).then(m).cast(pl.String) for c, m in checks]]
+            ).list.drop_nulls()
+        )
+        .to_series()
+    )
+    at = (flagged.cast(pl.Int64).cum_sum() - 1).clip(lower_bound=0)
+    return frame.with_columns(
+        pl.when(flagged).then(words.gather(at)).otherwise(pl.col(REASONS)).alias(REASONS)
+    )
+
+
 # --- roster ----------------------------------------------------------------------------------
 
 
@@ -507,10 +531,14 @@ def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
     empty = pl.lit([], pl.List(pl.String))
     # Most mail has one address: its person, if any, with no list work.
     only = user_of(pl.coalesce([pl.col(c).list.first() for c in lists]))
+    # The person first, as a column of its own: used twice in one expression, it was looked up
+    # twice, and the list built around it cost 0.25 s over a day of mail (0.01 s so).
+    frame = frame.with_columns(sender_user=user_of(pl.col("sender")), _only=only)
     frame = frame.with_columns(
-        sender_user=user_of(pl.col("sender")),
-        recipient_users=pl.when(only.is_null()).then(empty).otherwise(pl.concat_list(only)),
-    )
+        recipient_users=pl.when(pl.col("_only").is_null())
+        .then(empty)
+        .otherwise(pl.concat_list("_only"))
+    ).drop("_only")
     several = frame.select(pl.sum_horizontal([pl.col(c).list.len() for c in lists]) > 1)
     several = several.to_series()
     if several.any():
@@ -531,27 +559,26 @@ def _tie_mail(frame: pl.DataFrame, roster: Roster) -> pl.DataFrame:
             recipient_users=pl.when(several).then(people.gather(at)).otherwise("recipient_users")
         )
     outbound = pl.col("direction") == "outbound"
-    frame = (
-        frame.with_columns(
-            pl.when(outbound)
-            .then(pl.col("sender_user"))
-            .otherwise(pl.col("recipient_users").list.first())
-            .alias("user")
-        )
-        .with_columns(
-            _add_reason(
+    frame = frame.with_columns(
+        pl.when(outbound)
+        .then(pl.col("sender_user"))
+        .otherwise(pl.col("recipient_users").list.first())
+        .alias("user")
+    )
+    frame = _with_reasons(
+        frame,
+        [
+            (
                 outbound & pl.col("sender").is_not_null() & pl.col("user").is_null(),
                 pl.format("sender '{}' is not a roster address", _shown(pl.col("sender"))),
             ),
-        )
-        .with_columns(
-            _add_reason(
+            (
                 (pl.col("direction") == "inbound")
                 & pl.col("user").is_null()
                 & (pl.col("recipients").list.len() > 0),
                 pl.lit("no recipient is a roster address"),
             ),
-        )
+        ],
     )
     return frame.drop("sender_user")
 
@@ -562,42 +589,39 @@ def check_events(
     """Typed rows with every row-level reason, ``local_date`` and ``raw`` attached."""
     tz = config.site.timezone
     checked = type_and_check(frame, source, tz)
+    checks: list[Check] = []
     if source.name == "mail":
         checked = _tie_mail(checked, roster)
     else:
-        checked = checked.with_columns(
-            _add_reason(
+        checks.append(
+            (
                 pl.col("user").is_not_null() & ~pl.col("user").is_in(roster.users.implode()),
                 pl.format("unknown user '{}' (not in the roster)", _shown(pl.col("user"))),
-            ),
+            )
         )
     stamps = pl.col("timestamp")
     first, last = checked.select(stamps.min().alias("first"), stamps.max().alias("last")).row(0)
     offset = fixed_offset(tz, first, last) if first is not None else None
     event_day = wall_clock(stamps, tz, offset).dt.date()
     latest = as_of + timedelta(days=config.quality.future_tolerance_days)
-    checked = (
-        checked.with_columns(event_day.alias("_event_day"))
-        .with_columns(
-            _add_reason(
-                pl.col("_event_day") > latest,
-                pl.format(
-                    "timestamp {} is after the run's as-of day " + latest.isoformat(),
-                    pl.col("_event_day").cast(pl.String),
-                ),
+    checks += [
+        (
+            pl.col("_event_day") > latest,
+            pl.format(
+                "timestamp {} is after the run's as-of day " + latest.isoformat(),
+                pl.col("_event_day").cast(pl.String),
             ),
-        )
-        .with_columns(
-            _add_reason(
-                pl.col(FILE_DAY).is_not_null() & (pl.col("_event_day") != pl.col(FILE_DAY)),
-                pl.format(
-                    "timestamp falls on {}, outside the file's day {}",
-                    pl.col("_event_day").cast(pl.String),
-                    pl.col(FILE_DAY).cast(pl.String),
-                ),
+        ),
+        (
+            pl.col(FILE_DAY).is_not_null() & (pl.col("_event_day") != pl.col(FILE_DAY)),
+            pl.format(
+                "timestamp falls on {}, outside the file's day {}",
+                pl.col("_event_day").cast(pl.String),
+                pl.col(FILE_DAY).cast(pl.String),
             ),
-        )
-    )
+        ),
+    ]
+    checked = _with_reasons(checked.with_columns(event_day.alias("_event_day")), checks)
     checked = checked.with_columns(pl.coalesce(FILE_DAY, "_event_day").alias("local_date"))
     if REJECT in checked.columns:
         rejected = pl.col(REJECT).is_not_null()

@@ -145,6 +145,18 @@ CASES = [
         GOOD,
     ),
     Case(
+        # Reasons from typing, from the roster and from the day, in that order, on one row.
+        "three_reasons",
+        "file_access",
+        {ACCESS: access_file(["2024-04-02 18:00:00,zz999,PC-1,read,\\\\fs01\\a.txt,-5,,,"])},
+        Quarantined(
+            BAD_LINE,
+            "bytes is negative: -5; unknown user 'zz999' (not in the roster); "
+            "timestamp falls on 2024-04-02, outside the file's day 2024-04-01",
+        ),
+        GOOD,
+    ),
+    Case(
         "future_date",
         "logon",
         {LOGON: logon_file(["2030-01-01 09:00:00,u1,PC-1,logon,false"])},
@@ -385,6 +397,24 @@ def test_mail_from_an_unknown_sender_is_quarantined(landing, run_ingest) -> None
     assert_reconciles(report, store)
     quarantine = stored(store, "mail", area="quarantine")
     assert quarantine["reason"].to_list() == ["sender 'stranger@else.jp' is not a roster address"]
+
+
+def test_mail_to_no_one_on_the_roster_is_quarantined(landing, run_ingest) -> None:
+    header = "timestamp,direction,sender,recipients,cc,subject"
+    good = [
+        f"2024-04-01 10:{i:02d}:00,inbound,x@client.jp,taro.yamada@corp.example,,hi"
+        for i in range(GOOD)
+    ]
+    strays = [
+        "2024-04-01 11:00:00,inbound,x@client.jp,y@client.jp,z@else.jp,hi",
+        "2024-04-01 11:01:00,inbound,x@client.jp,y@client.jp,HANAKO.SATO@corp.example,cc'd",
+    ]
+    report, store = run_ingest(landing({"mail/2024-04-01.csv": csv_text(header, good + strays)}))
+    assert_reconciles(report, store)
+    quarantine = stored(store, "mail", area="quarantine")
+    assert quarantine["reason"].to_list() == ["no recipient is a roster address"]
+    assert quarantine["source_line"].to_list() == [GOOD + 2]
+    assert stored(store, "mail").filter(pl.col("subject") == "cc'd")["user"].to_list() == ["u3"]
 
 
 def test_mail_copies_are_dropped_wherever_they_sit_and_the_first_is_kept(
