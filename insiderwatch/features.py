@@ -60,8 +60,7 @@ _BEFORE_HOST = r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^/?#]*@)?"
 def url_host(url: pl.Expr) -> pl.Expr:
     """Lower-cased host of a URL (``https://www.Dropbox.com/x`` -> ``www.dropbox.com``,
     ``https://me@dropbox.com/`` -> ``dropbox.com``); null when there is none."""
-    host = url.str.to_lowercase().str.extract(_BEFORE_HOST + r"([^/:?#@]*)", 1)
-    return pl.when(host != "").then(host)
+    return url.str.to_lowercase().str.extract(_BEFORE_HOST + r"([^/:?#@]*)", 1).replace("", None)
 
 
 def url_in_domains(url: pl.Expr, domains: tuple[str, ...] | list[str]) -> pl.Expr:
