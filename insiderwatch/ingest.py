@@ -400,7 +400,9 @@ def _with_reasons(frame: pl.DataFrame, checks: list[Check]) -> pl.DataFrame:
 
     The words are put together for the flagged rows alone, which are few: an
     :func:`_add_reason` per check builds them for every row (a ``when``/``then`` works out
-    both branches), 0.1 s over a day's mail with none to add."""
+    both branches), 0.1 s over a day's mail with none to add. So a check and its words must
+    read their own row only (no window over other rows, as the roster's "first at line" does:
+    among the flagged rows alone it would give another answer)."""
     flagged = frame.select(pl.any_horizontal([c.fill_null(False) for c, _ in checks])).to_series()
     if not flagged.any():
         return frame

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
+import pytest
 
 from insiderwatch.config import Config, load_config
 from insiderwatch.features import USER_DAY, ensure_features
@@ -79,7 +80,6 @@ def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
         INPUTS_FILE,
         KEY,
         TOUCHES,
-        _kept_new_items,
         compute_baselines,
         ensure_baselines,
     )
@@ -146,7 +146,7 @@ def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
 
     with monkeypatch.context() as patched:
         patched.setattr(features_module, "_window_items", refuse)
-        assert ensure_baselines(store, [last], *settings) == [last]
+        assert ensure_baselines(store, span, *settings) == [last]
     one = pl.read_parquet(store.partition("features", BASELINES, last))
     assert one.equals(compute_baselines(store, last, last, *settings))
     mine = one.filter(pl.col("user") == person).row(0, named=True)
@@ -158,12 +158,18 @@ def test_kept_baselines_equal_a_fresh_computation_and_follow_their_inputs(
             "new_systems"
         ].item()
     )
-    # Not when a day in that window has baselines computed from other inputs.
-    before = last - timedelta(days=3)
-    store.partition("features", BASELINES, before, BASELINE_INPUTS).write_text("other inputs")
-    assert _kept_new_items(store, [last], *settings) is None
-    ensure_baselines(store, [before], *settings)
-    assert _kept_new_items(store, [last], *settings) is not None
+    # Not when the window's days are not among those asked for (their baselines were not
+    # checked), nor when one of them is stale too: then two windows of touches are read.
+    here = store.partition("features", BASELINES, last).parent
+    for days_asked, stale in (([last], None), (span, last - timedelta(days=3))):
+        shutil.rmtree(here)
+        if stale is not None:
+            store.partition("features", BASELINES, stale, BASELINE_INPUTS).write_text("other")
+        with monkeypatch.context() as patched, pytest.raises(AssertionError, match="touches"):
+            patched.setattr(features_module, "_window_items", refuse)
+            ensure_baselines(store, days_asked, *settings)
+        assert last in ensure_baselines(store, days_asked, *settings)
+        assert pl.read_parquet(store.partition("features", BASELINES, last)).equals(one)
 
 
 def test_kept_models_are_read_not_fitted_again_until_their_baselines_change(
