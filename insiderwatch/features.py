@@ -748,7 +748,11 @@ def ensure_baselines(
 
 
 def _kept_new_items(
-    store: EventStore, days: list[date], computed: list[date], window: int, wanted: dict
+    store: EventStore,
+    days: list[date],
+    computed: list[date],
+    window: int,
+    wanted: dict[date, str],
 ) -> pl.LazyFrame | None:
     """For one day's baselines, the new-item counts of the ``window`` days before it, as their
     kept baselines hold them: when ``computed`` (the stale days among ``days``) is that one day

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from insiderwatch.calendar import fixed_offset, local_offset, wall_clock
+from insiderwatch.calendar import fixed_offset, utc_from_wall_clock, wall_clock
 from insiderwatch.config import Config
 from insiderwatch.quality import GateResult, QualityGate
 from insiderwatch.readers import (
@@ -168,25 +168,11 @@ def parse_timestamps(values: pl.Series, tz: str) -> pl.Series:
         if not first or (zone is not None) != first[0].endswith("Z"):
             continue
         parsed = values.str.to_datetime(fmt, strict=False, time_unit="us")
-        common = parsed.dt.replace_time_zone("UTC") if zone else _local_to_utc(parsed, tz)
+        common = parsed.dt.replace_time_zone("UTC") if zone else utc_from_wall_clock(parsed, tz)
         if not (common.is_null() & values.is_not_null()).any():
             return common
         break
     return values.to_frame().select(parse_timestamp(pl.col(values.name), tz)).to_series()
-
-
-def _local_to_utc(local: pl.Series, tz: str) -> pl.Series:
-    """Wall-clock times in ``tz`` as UTC (null where a clock change skips them, the earlier
-    instant where it repeats them). By one offset when the zone keeps it around all of them
-    (:func:`local_offset`): a day of file access 0.08 -> 0.001 s, against each time through
-    the zone's rules."""
-    first, last = local.min(), local.max()
-    offset = local_offset(tz, first, last) if first is not None else None
-    if offset is None:
-        return local.dt.replace_time_zone(
-            tz, non_existent="null", ambiguous="earliest"
-        ).dt.convert_time_zone("UTC")
-    return (local - offset).dt.replace_time_zone("UTC")
 
 
 Check = tuple[pl.Expr, pl.Expr]  # (the row is wrong when, why in words)
