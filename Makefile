@@ -33,6 +33,7 @@ bench: setup
 	$(UV) run python benchmarks/ingest.py
 	$(UV) run python benchmarks/daily.py
 	$(UV) run python benchmarks/floor.py
+	$(UV) run python benchmarks/least.py
 	$(UV) run python benchmarks/growth.py
 	$(UV) run python benchmarks/lookback.py
 	$(UV) run python benchmarks/reports.py
