@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -474,7 +475,6 @@ class _GzipStream:
         self.fh = open(path, "rb")  # noqa: SIM115 - closed in __exit__
         self.inflater = _Inflater(rel)
         self.buffer = b""
-        self.lines = 0
         self.done = False
 
     def __enter__(self) -> _GzipStream:
@@ -484,23 +484,28 @@ class _GzipStream:
         self.fh.close()
 
     def _fill(self, want: int) -> None:
-        while not self.done and len(self.buffer) < want:
+        # Pieces are joined once: adding each to the buffer would copy it whole every time.
+        pieces = [self.buffer]
+        have = len(self.buffer)
+        while not self.done and have < want:
             raw = self.fh.read(1 << 20)
             if raw:
-                self.buffer += b"".join(self.inflater.feed(raw))
+                for piece in self.inflater.feed(raw):
+                    pieces.append(piece)
+                    have += len(piece)
             else:
                 self.done = True
                 self.inflater.finish()
+        if len(pieces) > 1:
+            self.buffer = b"".join(pieces)
 
     def _take(self, n: int) -> bytes:
         out, self.buffer = self.buffer[:n], self.buffer[n:]
-        self.lines += out.count(b"\n")
         return out
 
     def read(self, n: int) -> bytes:
         if n < 0:
-            while not self.done:
-                self._fill(len(self.buffer) + (1 << 24))
+            self._fill(sys.maxsize)
             return self._take(len(self.buffer))
         self._fill(n)
         return self._take(n)

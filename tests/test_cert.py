@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import random
 import re
 from datetime import date
 from pathlib import Path
@@ -272,6 +273,23 @@ def test_blocks_read_every_member_of_a_gzip_file(tmp_path: Path) -> None:
     path.write_bytes(cut)
     with pytest.raises(FileError, match="truncated gzip"):
         list(iter_csv_blocks(path, "email.csv.gz", 64))
+
+
+def test_blocks_of_a_gzip_file_read_in_several_pieces(tmp_path: Path) -> None:
+    """A compressed file larger than one read (1 MB) comes back whole and in order, in blocks
+    and as one block (None, as the M365 adapter reads)."""
+    rng = random.Random(7)
+    lines = ["id,content"] + [f"{i},{rng.getrandbits(256):064x}" for i in range(60_000)]
+    plain, packed = tmp_path / "big.csv", tmp_path / "big.csv.gz"
+    plain.write_text("\n".join(lines) + "\n")
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert packed.stat().st_size > 2 << 20
+    whole = pl.concat(b.frame for b in iter_csv_blocks(plain, "big.csv", None))
+    assert whole.height == 60_000
+    for size in (None, 1 << 20, 3 << 20):
+        parts = list(iter_csv_blocks(packed, "big.csv.gz", size))
+        assert len(parts) > (1 if size else 0)
+        assert pl.concat(p.frame for p in parts).equals(whole)
 
 
 # --- generated releases: the answer key and the round trip ---------------------------------
