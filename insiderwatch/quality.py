@@ -9,13 +9,10 @@ files under ``schemas/gx/expectations``, generated from the canonical schema by
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,24 +124,6 @@ def handoff_frame(source: Source, frame: pl.DataFrame) -> Any:
     return frame.select(exprs).to_pandas()
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused for a block that builds many lasting objects, then left
-    as it was.
-
-    Importing Great Expectations and building the gate's context make about 300,000 objects,
-    none of them garbage, and the collector walks them again and again as they pile up: the
-    gate starts in 1.7-1.8 s paused, 2.0-2.1 s not, in every process that ingests.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 @dataclass
 class GateResult:
     source: str
@@ -171,10 +150,6 @@ class QualityGate:
     """
 
     def __init__(self, suite_dir: Path = SUITE_DIR) -> None:
-        with collector_paused():
-            self._build(suite_dir)
-
-    def _build(self, suite_dir: Path) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.execution_engine import pandas_execution_engine

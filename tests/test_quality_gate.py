@@ -3,7 +3,6 @@ and failing on a broken copy of them."""
 
 from __future__ import annotations
 
-import gc
 import gzip
 import shutil
 from datetime import date
@@ -14,7 +13,7 @@ import pytest
 
 from insiderwatch.config import config_for_logs
 from insiderwatch.ingest import discover, load_roster, process_source
-from insiderwatch.quality import SUITE_DIR, QualityGate, build_suites, collector_paused
+from insiderwatch.quality import SUITE_DIR, build_suites
 from schemas.canonical import EVENT_SOURCES, SOURCES
 from tests.conftest import SAMPLE_LOGS
 
@@ -132,21 +131,3 @@ def test_the_small_hand_off_keeps_what_each_expectation_sees(gate) -> None:
         pl.lit(10).alias("bytes"),
     )
     assert gate.validate("file_access", clean).success
-
-
-def test_the_gate_leaves_the_cycle_collector_as_it_found_it() -> None:
-    """Paused while Great Expectations loads, never left off: a long run would keep every
-    reference cycle it makes."""
-    assert gc.isenabled()
-    QualityGate()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        QualityGate()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-    with pytest.raises(RuntimeError), collector_paused():
-        assert not gc.isenabled()
-        raise RuntimeError("a failure inside")
-    assert gc.isenabled()
