@@ -34,6 +34,7 @@ bench: setup
 	$(UV) run python benchmarks/daily.py
 	$(UV) run python benchmarks/floor.py
 	$(UV) run python benchmarks/least.py
+	$(UV) run python benchmarks/steps.py
 	$(UV) run python benchmarks/growth.py
 	$(UV) run python benchmarks/lookback.py
 	$(UV) run python benchmarks/reports.py
