@@ -79,12 +79,15 @@ def main() -> None:
             timers.wrap(owner, name, label)
         elif gate is not None:
             timers.wrap(gate, name, label)
-    store = EventStore(Path(tempfile.mkdtemp(prefix="iw-steps-")) / "store")
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    report = ingest_module.ingest(logs, store, config, DAY, DAY, DAY, gate, workers=args.workers)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    with tempfile.TemporaryDirectory(prefix="iw-steps-") as tmp:
+        store = EventStore(Path(tmp) / "store")
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        report = ingest_module.ingest(
+            logs, store, config, DAY, DAY, DAY, gate, workers=args.workers
+        )
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
     assert not report.errors, report.errors
     print(f"{logs.name}: {report.totals()['read']:,} events, {args.workers} source(s) at a time")
     for _, _, label in STEPS:
