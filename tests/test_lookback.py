@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -87,6 +87,33 @@ def test_a_benign_leaver_has_nothing_standing_out(sample_store) -> None:
         )
         assert result.standouts == [], (user, result.standouts)
         assert result.verdict.startswith("Nothing stands out"), result.verdict
+
+
+def test_comparison_sets_the_person_against_their_peer_group_alone(sample_store) -> None:
+    """Recomputed from the stored person-days: the person's own days on one side, everyone
+    else in their department and role (not the person, not other groups) on the other."""
+    thief = labels().filter(pl.col("scenario") == "leaver_theft")["user"][0]
+    request = request_for(sample_store, thief)
+    result = run_lookback(sample_store, request, config_for_logs(SAMPLE_LOGS))
+    features = pl.read_parquet(sample_store.root / "features" / "user_day" / "*" / "*.parquet")
+    roster = pl.read_parquet(sample_store.roster_path())
+    me = roster.filter(pl.col("user") == thief).row(0, named=True)
+    same = roster.filter(pl.col("department") == me["department"], pl.col("role") == me["role"])
+    assert same.height >= 4  # a group of department and role, not the department alone
+    peers = set(same["user"]) - {thief}
+    start, notice = request.notice_date - timedelta(days=30), request.notice_date
+    stored = [d for d in features["local_date"].unique() if start <= d < notice]
+    recent = features.filter(pl.col("local_date").is_between(start, notice, closed="left"))
+    own = recent.filter(pl.col("user") == thief)
+    theirs = recent.filter(pl.col("user").is_in(list(peers)))
+    n_peers = theirs["user"].n_unique()
+    assert 0 < n_peers <= len(peers)
+    by_measure = {r["measure"]: r for r in result.comparison.iter_rows(named=True)}
+    for measure in ("files_downloaded", "printed_pages", "events"):
+        row = by_measure[measure]
+        assert row["last_30_days"] == pytest.approx(own[measure].sum() / len(stored))
+        expected = theirs[measure].sum() / (len(stored) * n_peers)
+        assert row["peers_last_30_days"] == pytest.approx(expected), measure
 
 
 def test_weekly_table_covers_every_week_of_the_period(sample_store) -> None:
