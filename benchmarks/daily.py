@@ -10,8 +10,9 @@ runs; here the day's own features, with their counts scaled by a seeded random f
 person and day, stand in for the 91 days before it, and the baselines of the model's training
 days are computed from them, so baselines and model training work on a realistic volume. The
 model the day uses was fitted and kept by the run of its retraining day, also in the setup
-(``--fit-model`` times a retraining day instead, which fits it). That setup is not timed; the
-day's own features and baselines are. Prints wall time per stage, the total, and the peak
+(``--fit-model`` times a retraining day instead, which fits it). That setup is not timed and
+runs in a process of its own, so the peak memory printed is the timed run's alone; the day's
+own features and baselines are timed. Prints wall time per stage, the total, and the peak
 resident memory.
 """
 
@@ -23,7 +24,7 @@ import resource
 import shutil
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,20 @@ def _history(store: EventStore, days: int, seed: int) -> None:
         )
 
 
-def _fit_model(root: Path, anchor: date) -> None:
+def _setup(root: Path, seed: int, fit_model: bool) -> None:
+    """What earlier daily runs would have left in the store: the earlier days' features, the
+    training days' baselines and, unless the timed run is to fit it, the retraining day's
+    model. Run in a process of its own, so the timed run's peak memory is its own and it still
+    pays for importing scikit-learn."""
     store, tuning = EventStore(root), load_tuning(None)
-    usable = model_rows(evidence_rows(store, anchor, anchor, tuning))
-    kept_forests(store, usable, anchor, anchor, tuning)
+    _history(store, history_days(tuning), seed)
+    b = tuning.baseline
+    earlier = [DAY - timedelta(days=k) for k in range(training_days(tuning), 0, -1)]
+    ensure_baselines(store, earlier, b.window_days, b.min_history_days, b.min_peer_size)
+    anchor = retrain_anchor(DAY, tuning)
+    if not fit_model and anchor < DAY:
+        usable = model_rows(evidence_rows(store, anchor, anchor, tuning))
+        kept_forests(store, usable, anchor, anchor, tuning)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,23 +124,18 @@ def run(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         build_features(store, DAY, config)
         timings["features"] = time.perf_counter() - t
-        _history(store, history_days(tuning), args.seed)
-        b = tuning.baseline
-        earlier = [DAY - timedelta(days=k) for k in range(training_days(tuning), 0, -1)]
-        ensure_baselines(store, earlier, b.window_days, b.min_history_days, b.min_peer_size)
-        anchor = retrain_anchor(DAY, tuning)
-        if not args.fit_model and anchor < DAY:
-            # The run of the retraining day fitted the model this day uses, and kept it.
-            # In a process of its own, so the timed run still pays for importing scikit-learn.
-            t = time.perf_counter()
-            fitter = multiprocessing.get_context("spawn").Process(
-                target=_fit_model, args=(store.root, anchor)
-            )
-            fitter.start()
-            fitter.join()
-            assert fitter.exitcode == 0, "fitting the retraining day's model failed"
-            fit = time.perf_counter() - t
-            print(f"setup, not timed: the run of {anchor} fitted the model ({fit:.1f} s)")
+        t = time.perf_counter()
+        setup = multiprocessing.get_context("spawn").Process(
+            target=_setup, args=(store.root, args.seed, args.fit_model)
+        )
+        setup.start()
+        setup.join()
+        assert setup.exitcode == 0, "setting up the earlier days failed"
+        fitted = "" if args.fit_model else ", the retraining day's model"
+        print(
+            f"setup, not timed, in a process of its own: {history_days(tuning)} earlier days "
+            f"of features, the training days' baselines{fitted} ({time.perf_counter() - t:.1f} s)"
+        )
 
         database = Database(str(root / "alerts.duckdb"))
         t = time.perf_counter()
