@@ -11,7 +11,7 @@ with the HTML report written. Prints the time of each of five runs and the peak 
 ``--company`` times it at the size of the daily benchmark's company instead: the benchmark
 day of ``daily.py`` (10,000 people, 4.9 million events) ingested, then copied back over every
 day of the six months before it with its times moved by whole days, and one person given
-notice on the day: 10,000 people × 184 days, 909 million events. The generator cannot make
+notice on the day: 10,000 people × 184 days, 907 million events. The generator cannot make
 that many days of that many people, so every day holds the same activity; what is timed is
 reading one person's six months out of a store of that size. Building it takes about nine
 minutes once and 13 GB of disk (``benchmarks/data/lookback_company_…``).
