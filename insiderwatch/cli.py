@@ -68,6 +68,14 @@ ConfigFile = Annotated[
     Path | None,
     typer.Option("--config", help="site config (default: insiderwatch.toml in the landing folder)"),
 ]
+ForceRoster = Annotated[
+    bool,
+    typer.Option(
+        "--force-roster",
+        help="take a roster that is empty or much smaller than the stored one "
+        "(quality.roster_min_share)",
+    ),
+]
 
 
 def _day(value: datetime | None) -> date | None:
@@ -173,6 +181,7 @@ def _run_ingest(
     config_file: Path | None,
     db_url: str | None = None,
     fmt: str = "auto",
+    force_roster: bool = False,
 ):
     """Ingest (or only check, with no store) and print the summary; returns the report.
 
@@ -208,7 +217,9 @@ def _run_ingest(
             console.print(staged.summary())
             if not staged.reconciles:  # pragma: no cover - a bug, never bad input
                 raise AssertionError(f"the staged records do not reconcile: {staged}")
-        return _ingest_staged(staged, logs, store_root, start, end, as_of, config, db_url)
+        return _ingest_staged(
+            staged, logs, store_root, start, end, as_of, config, db_url, force_roster
+        )
 
 
 def _ingest_staged(
@@ -220,6 +231,7 @@ def _ingest_staged(
     as_of: date,
     config,
     db_url: str | None,
+    force_roster: bool = False,
 ):
     from insiderwatch.db import Database, default_url
     from insiderwatch.ingest import ingest
@@ -269,6 +281,7 @@ def _ingest_staged(
                 gate,
                 on_file=lambda _p: progress.advance(task),
                 on_plan=lambda n: progress.update(task, total=n),
+                force_roster=force_roster,
             )
         except FileError as exc:
             console.print(f"[red]error:[/red] {exc}")
@@ -358,9 +371,12 @@ def ingest_command(
     ] = None,
     config: ConfigFile = None,
     fmt: FormatOption = InputFormat.auto,
+    force_roster: ForceRoster = False,
 ) -> None:
     """Ingest landing files into the event store through the quality gate."""
-    report = _run_ingest(logs, store, _day(start), _day(end), _day(as_of), config, None, fmt)
+    report = _run_ingest(
+        logs, store, _day(start), _day(end), _day(as_of), config, None, fmt, force_roster
+    )
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -477,6 +493,7 @@ def _run(
     config_file: Path | None,
     tuning_file: Path | None,
     fmt: str = "auto",
+    force_roster: bool = False,
 ) -> bool:
     tuning = _load_tuning(tuning_file)
     try:
@@ -485,7 +502,9 @@ def _run(
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from exc
     as_of = as_of or end or _today(config.site.timezone)
-    report = _run_ingest(logs, store, start, end, as_of, config_file, _db_url(db, store), fmt)
+    report = _run_ingest(
+        logs, store, start, end, as_of, config_file, _db_url(db, store), fmt, force_roster
+    )
     days = sorted({c.day for c in report.counts if c.day is not None and c.stored > 0})
     if not days:
         console.print("[yellow]no events stored; nothing to detect[/yellow]")
@@ -508,9 +527,12 @@ def run_command(
     db: DbUrl = None,
     tuning: TuningFile = None,
     fmt: FormatOption = InputFormat.auto,
+    force_roster: ForceRoster = False,
 ) -> None:
     """Ingest, detect and publish alerts for the days in the landing folder (or --start/--end)."""
-    ok = _run(logs, store, db, _day(start), _day(end), _day(as_of), config, tuning, fmt)
+    ok = _run(
+        logs, store, db, _day(start), _day(end), _day(as_of), config, tuning, fmt, force_roster
+    )
     raise typer.Exit(0 if ok else 1)
 
 

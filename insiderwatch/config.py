@@ -6,8 +6,9 @@ transfer sites, job sites, expert networks, competitors, keywords and code names
 
 from __future__ import annotations
 
+import re
 import tomllib
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -56,6 +57,26 @@ class SiteConfig(_Strict):
 class QualityConfig(_Strict):
     mostly: float = Field(ge=0.0, le=1.0)
     future_tolerance_days: int = Field(ge=0)
+    earliest_day: date
+    user_id_pattern: str = Field(min_length=2)
+    roster_min_share: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("user_id_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from exc
+        if not (value.startswith("^") and value.endswith("$")):
+            raise ValueError("must match the whole id: start with ^ and end with $")
+        return value
+
+
+class LimitsConfig(_Strict):
+    max_file_bytes: int = Field(ge=1 << 10)
+    max_gzip_ratio: int = Field(ge=2)
+    max_line_bytes: int = Field(ge=1 << 10)
 
 
 class ReportConfig(_Strict):
@@ -91,6 +112,7 @@ class InboundConfig(_Strict):
 class Config(_Strict):
     site: SiteConfig
     quality: QualityConfig
+    limits: LimitsConfig
     lists: ListsConfig
     report: ReportConfig
     smtp: SmtpConfig

@@ -8,6 +8,7 @@ checked before anything is written: rows read = stored + quarantined + duplicate
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,21 +17,22 @@ from pathlib import Path
 
 import polars as pl
 
-from insiderwatch.calendar import fixed_offset, utc_from_wall_clock, wall_clock
-from insiderwatch.config import Config
+from insiderwatch.calendar import fixed_offset, span_of, utc_from_wall_clock, wall_clock
+from insiderwatch.config import Config, LimitsConfig
 from insiderwatch.quality import GateResult, QualityGate
 from insiderwatch.readers import (
     LINE,
     ORIGIN_FILE,
     REJECT,
     REJECT_RAW,
+    SUFFIXES,
     FileError,
     RawBatch,
     file_day,
-    is_landing_file,
+    landing_suffix,
     read_landing_file,
 )
-from insiderwatch.store import QUARANTINE_SCHEMA, EventStore
+from insiderwatch.store import QUARANTINE_SCHEMA, EventStore, io_path
 from schemas.canonical import (
     CLASSIFICATION_ALIASES,
     EVENT_SOURCES,
@@ -437,9 +439,24 @@ def load_roster(logs: Path, config: Config) -> Roster:
     path = logs / ROSTER_FILE
     if not path.is_file():
         raise FileError(str(ROSTER_FILE), None, "the HR roster is missing")
-    batch = read_landing_file(path, str(ROSTER_FILE), HR.names, HR.required)
+    inside_landing(path, logs, str(ROSTER_FILE))
+    batch = read_landing_file(path, str(ROSTER_FILE), HR.names, HR.required, config.limits)
     checked = type_and_check(batch.frame, HR, config.site.timezone).with_row_index("_order")
     first_line = pl.col(LINE).min().over("user")
+    pattern = config.quality.user_id_pattern
+    checked = _with_reasons(
+        checked,
+        [
+            (
+                ~pl.col(name).str.contains(pattern),
+                pl.format(
+                    f"{name} id '{{}}' is not a plain id (quality.user_id_pattern)",
+                    _shown(pl.col(name)),
+                ),
+            )
+            for name in ("user", "supervisor")
+        ],
+    )
     checked = checked.with_columns(
         _add_reason(
             pl.col("user").is_not_null() & (pl.col(LINE) != first_line),
@@ -473,6 +490,32 @@ def load_roster(logs: Path, config: Config) -> Roster:
         ]
     )
     return Roster(frame, quarantine, batch.rows_read, warnings)
+
+
+def refuse_shrunk_roster(roster: Roster, store: EventStore | None, config: Config) -> None:
+    """Raise :class:`FileError` for a roster that is empty, or holds fewer people than
+    ``quality.roster_min_share`` of the stored one: a cut-off HR export would otherwise make
+    every event an unknown user's and replace the stored days with empty ones."""
+    people = roster.frame.height
+    before = None
+    if store is not None and store.roster_path().exists():
+        before = pl.scan_parquet(io_path(store.roster_path())).select(pl.len()).collect().item()
+    share = config.quality.roster_min_share
+    if people == 0:
+        why = f"the roster holds nobody ({roster.read} line(s) read)"
+    elif before and people < share * before:
+        why = (
+            f"the roster holds {people:,} people, fewer than {share:.0%} of the {before:,} in "
+            "the store (quality.roster_min_share)"
+        )
+    else:
+        return
+    raise FileError(
+        str(ROSTER_FILE),
+        None,
+        f"{why}: refusing to replace the stored roster or ingest against it; check the HR "
+        "export, or pass --force-roster if the company really shrank",
+    )
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -588,11 +631,20 @@ def check_events(
             )
         )
     stamps = pl.col("timestamp")
-    first, last = checked.select(stamps.min().alias("first"), stamps.max().alias("last")).row(0)
-    offset = fixed_offset(tz, first, last) if first is not None else None
+    span = span_of(checked["timestamp"])
+    offset = fixed_offset(tz, *span) if span is not None else None
     event_day = wall_clock(stamps, tz, offset).dt.date()
     latest = as_of + timedelta(days=config.quality.future_tolerance_days)
+    earliest = config.quality.earliest_day
     checks += [
+        (
+            pl.col("_event_day") < earliest,
+            pl.format(
+                "timestamp {} is before the earliest plausible day "
+                + f"{earliest.isoformat()} (quality.earliest_day)",
+                pl.col("_event_day").cast(pl.String),
+            ),
+        ),
         (
             pl.col("_event_day") > latest,
             pl.format(
@@ -610,7 +662,12 @@ def check_events(
         ),
     ]
     checked = _with_reasons(checked.with_columns(event_day.alias("_event_day")), checks)
-    checked = checked.with_columns(pl.coalesce(FILE_DAY, "_event_day").alias("local_date"))
+    # A row dated outside the plausible days belongs to no day: it never makes a partition, so
+    # it cannot widen the days a run detects over (its quarantine row is kept undated).
+    plausible = pl.col("_event_day").is_between(earliest, latest)
+    checked = checked.with_columns(
+        pl.coalesce(FILE_DAY, pl.when(plausible).then("_event_day")).alias("local_date")
+    )
     if REJECT in checked.columns:
         rejected = pl.col(REJECT).is_not_null()
         checked = checked.with_columns(
@@ -622,14 +679,57 @@ def check_events(
     return checked.drop("_event_day")
 
 
-def _select_landing(folder: Path, start: date | None, end: date | None) -> list[Path]:
-    chosen = []
-    for path in sorted(p for p in folder.rglob("*") if is_landing_file(p)):
-        day = file_day(path)
-        if day is not None and ((start and day < start) or (end and day > end)):
-            continue
-        chosen.append(path)
-    return chosen
+def inside_landing(path: Path, logs: Path, rel: str) -> Path:
+    """``path`` resolved, when it lies inside the landing folder; else :class:`FileError`.
+
+    A symbolic link is followed only to a file inside the folder: a link out of it (to a
+    file only root may read, say) would copy that file's lines into quarantine.
+    """
+    if not path.is_symlink():
+        return path
+    target = path.resolve()
+    if not target.exists():
+        raise FileError(rel, None, "symbolic link to a file that does not exist")
+    if not target.is_relative_to(logs.resolve()):
+        raise FileError(rel, None, "symbolic link out of the landing folder: refused")
+    return target
+
+
+def select_landing(
+    folder: Path, logs: Path, start: date | None, end: date | None
+) -> tuple[list[Path], list[str]]:
+    """A source folder's landing files within the window, and a notice for every entry that
+    is not read (hidden, not a landing format, a linked folder), naming it and why.
+
+    Suffixes match in any case. Symbolic links to files are chosen and checked when read
+    (:func:`inside_landing`); links to folders are not followed.
+    """
+    chosen: list[Path] = []
+    notices: list[str] = []
+    formats = ", ".join(SUFFIXES)
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        here = Path(top)
+        for name in sorted(dirs):
+            rel = (here / name).relative_to(logs).as_posix()
+            if (here / name).is_symlink():
+                notices.append(f"{rel}: not read: a symbolic link to a folder is not followed")
+            elif name.startswith("."):
+                notices.append(f"{rel}: not read: hidden folder")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
+        for name in sorted(names):
+            path = here / name
+            rel = path.relative_to(logs).as_posix()
+            if name.startswith("."):
+                notices.append(f"{rel}: not read: hidden file")
+                continue
+            if landing_suffix(name) is None:
+                notices.append(f"{rel}: not read: not a landing format ({formats})")
+                continue
+            day = file_day(path)
+            if day is not None and ((start and day < start) or (end and day > end)):
+                continue
+            chosen.append(path)
+    return sorted(chosen), notices
 
 
 def _in_window(expr: pl.Expr, start: date | None, end: date | None) -> pl.Expr:
@@ -657,9 +757,16 @@ DaySink = Callable[[date | None, pl.DataFrame | None, pl.DataFrame], None]
 class _Reader:
     """Reads one source's landing files into checked rows, remembering errors and warnings."""
 
-    def __init__(self, source: Source, logs: Path, on_file: Callable[[Path], None] | None):
+    def __init__(
+        self,
+        source: Source,
+        logs: Path,
+        on_file: Callable[[Path], None] | None,
+        limits: LimitsConfig,
+    ):
         self.source = source
         self.logs = logs
+        self.limits = limits
         self.on_file = on_file
         self.errors: list[FileError] = []
         self.warnings: list[str] = []
@@ -673,7 +780,13 @@ class _Reader:
         for path in paths:
             rel = path.relative_to(self.logs).as_posix()
             try:
-                batch = read_landing_file(path, rel, self.source.names, self.source.required)
+                batch = read_landing_file(
+                    inside_landing(path, self.logs, rel),
+                    rel,
+                    self.source.names,
+                    self.source.required,
+                    self.limits,
+                )
             except FileError as exc:
                 self.errors.append(exc)
                 failed = True
@@ -736,7 +849,7 @@ def process_source(
     for a day are read only with that day; an undated file is read first and its rows join the
     days they fall on.
     """
-    reader = _Reader(source, logs, on_file)
+    reader = _Reader(source, logs, on_file, config.limits)
     by_day: dict[date, list[Path]] = {}
     undated_files: list[Path] = []
     for path in files:
@@ -893,15 +1006,20 @@ def ingest(
     on_file: Callable[[Path], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
     workers: int = 2,
+    force_roster: bool = False,
 ) -> IngestReport:
     """Ingest ``logs`` into ``store``; with ``store=None`` check only and write nothing.
 
     Sources are ingested ``workers`` at a time, largest landing first, in threads: each writes
     only its own partitions, polars and the decompression run outside the GIL, and the report
-    lists sources in their fixed order whichever finishes first.
+    lists sources in their fixed order whichever finishes first. An empty or shrunk roster
+    stops the ingest before anything is written (:func:`refuse_shrunk_roster`) unless
+    ``force_roster``.
     """
     report = IngestReport()
     roster = load_roster(logs, config)
+    if not force_roster:
+        refuse_shrunk_roster(roster, store, config)
     report.warnings.extend(roster.warnings)
     roster_count = DayCount(
         "hr",
@@ -913,7 +1031,10 @@ def ingest(
         gate="row checks",
     )
     report.counts.append(roster_count)
-    plan = {name: _select_landing(folder, start, end) for name, folder in discover(logs).items()}
+    plan: dict[str, list[Path]] = {}
+    for name, folder in discover(logs).items():
+        plan[name], notices = select_landing(folder, logs, start, end)
+        report.warnings.extend(notices)
     if on_plan:
         on_plan(sum(len(f) for f in plan.values()))
     if store is not None:
@@ -938,7 +1059,10 @@ def ingest(
 
 
 def _largest_first(plan: dict[str, list[Path]]) -> list[str]:
-    size = {name: sum(p.stat().st_size for p in files) for name, files in plan.items()}
+    # A dangling link has no size; it fails, naming itself, when its day is read.
+    size = {
+        name: sum(p.stat().st_size for p in files if p.exists()) for name, files in plan.items()
+    }
     return sorted(plan, key=lambda name: (-size[name], name))
 
 

@@ -11,6 +11,10 @@ accepted only when the separator and newline counts of the file match what the p
 account for; otherwise the file is re-read with Python's ``csv`` module, which reports each bad
 record exactly. Encodings: UTF-8 with or without BOM, CP932 (Shift_JIS); in a file that mixes the
 two, the minority lines are rejected with a reason rather than turned into mojibake.
+
+What one file may cost is bounded (``[limits]`` in the site config): its bytes as read, after
+decompression; how many times over its gzip data inflates; and the bytes of one line. A file
+over a bound fails with :class:`FileError` before it is read into memory.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from isal import isal_zlib  # zlib's format, twice as fast to inflate
+
+if TYPE_CHECKING:
+    from insiderwatch.config import LimitsConfig
 
 LINE = "_line"
 # Columns an adapter's staged Parquet files carry (see insiderwatch.adapters): the vendor file
@@ -40,6 +49,29 @@ STAGED = (ORIGIN_FILE, REJECT, REJECT_RAW)
 SUFFIXES = (".csv.gz", ".csv", ".jsonl", ".parquet")
 _DAY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
 _BOM = b"\xef\xbb\xbf"
+# Inflated bytes handed out per call: a megabyte of deflate data can hold a gigabyte.
+_PIECE = 8 << 20
+# Inflated bytes allowed beyond ``max_gzip_ratio`` times the input, so a tiny file of a few
+# kilobytes that compresses well is not taken for a bomb.
+_RATIO_SLACK = 1 << 20
+
+
+@cache
+def default_limits() -> LimitsConfig:
+    """The packaged ``[limits]``, for callers that have no site config at hand."""
+    from insiderwatch.config import load_config
+
+    return load_config().limits
+
+
+def landing_suffix(name: str) -> str | None:
+    """The supported format a file name ends with, in any case, or None.
+
+    >>> landing_suffix("2024-04-01.CSV.GZ"), landing_suffix("notes.txt")
+    ('.csv.gz', None)
+    """
+    lowered = name.lower()
+    return next((s for s in SUFFIXES if lowered.endswith(s)), None)
 
 
 class FileError(Exception):
@@ -81,10 +113,9 @@ def file_day(path: Path) -> date | None:
     (datetime.date(2024, 1, 2), None)
     """
     stem = path.name
-    for suffix in SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
+    suffix = landing_suffix(stem)
+    if suffix is not None:
+        stem = stem[: -len(suffix)]
     return _day_named(stem) or _day_named(path.parent.name)
 
 
@@ -98,31 +129,49 @@ def _day_named(name: str) -> date | None:
         return None
 
 
-def is_landing_file(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(SUFFIXES) and not path.name.startswith(".")
-
-
 def read_landing_file(
     path: Path,
     rel: str,
     expected: tuple[str, ...],
     required: tuple[str, ...],
+    limits: LimitsConfig | None = None,
 ) -> RawBatch:
     """Read one landing file of any supported format into a :class:`RawBatch`."""
-    name = path.name
-    if name.endswith(".parquet"):
+    limits = limits or default_limits()
+    suffix = landing_suffix(path.name)
+    if suffix == ".parquet":
+        _check_size(path, rel, limits)
         batch = _read_parquet(path, rel)
-    elif name.endswith(".jsonl"):
-        batch = _read_jsonl(_load_bytes(path, rel), rel)
+    elif suffix == ".jsonl":
+        batch = _read_jsonl(_load_bytes(path, rel, limits), rel, limits)
     else:
-        batch = _read_csv(_load_bytes(path, rel), rel)
+        batch = _read_csv(_load_bytes(path, rel, limits), rel, limits)
     return _check_columns(batch, expected, required)
 
 
-def _load_bytes(path: Path, rel: str) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
-        data = _gunzip(data, rel)
+def _check_size(path: Path, rel: str, limits: LimitsConfig) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FileError(rel, None, f"cannot read the file ({exc.strerror})") from exc
+    if size > limits.max_file_bytes:
+        raise FileError(
+            rel,
+            None,
+            f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,} for one file "
+            "(limits.max_file_bytes)",
+        )
+    return size
+
+
+def _load_bytes(path: Path, rel: str, limits: LimitsConfig) -> bytes:
+    _check_size(path, rel, limits)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileError(rel, None, f"cannot read the file ({exc.strerror})") from exc
+    if path.name.lower().endswith(".gz"):
+        data = _gunzip(data, rel, limits)
     if not data:
         raise FileError(rel, 1, "file is empty (0 bytes): expected at least a header line")
     return data
@@ -134,10 +183,18 @@ class _Inflater:
     reads them, and zero bytes padding the end are skipped. Corrupt or truncated data raises
     :class:`FileError` with the line the inflated text had reached."""
 
-    def __init__(self, rel: str, pieces: bool = True) -> None:
+    def __init__(
+        self, rel: str, limits: LimitsConfig, pieces: bool = True, whole: bool = True
+    ) -> None:
         self.rel = rel
         self.member = isal_zlib.decompressobj(wbits=31)
         self.fed = False  # the current member has had input
+        # Bounds: the whole output (a file read at once, not a stream read in blocks) and its
+        # ratio to the input taken so far.
+        self.limit = limits.max_file_bytes if whole else None
+        self.ratio = limits.max_gzip_ratio
+        self.taken = 0  # compressed bytes fed
+        self.made = 0  # bytes inflated
         # Line breaks inflated by earlier calls, for the line an error names; counted only
         # when the data comes in pieces (a whole file is fed once).
         self.pieces = pieces
@@ -146,28 +203,52 @@ class _Inflater:
 
     def feed(self, raw: bytes) -> list[bytes]:
         out: list[bytes] = []
-        while raw:
+        self.taken += len(raw)
+        more = False  # the last call filled its piece: output may be waiting inside
+        while raw or more:
             if not self.fed:
                 raw = raw.lstrip(b"\x00")
                 if not raw:
                     break
             self.fed = True
             try:
-                piece = self.member.decompress(raw)
+                piece = self.member.decompress(raw, _PIECE)
             except isal_zlib.error as exc:
                 line = self.lines + sum(o.count(b"\n") for o in out) + 1
                 raise FileError(self.rel, line, f"corrupt gzip data ({exc})") from exc
+            self._bound(len(piece))
             out.append(piece)
             if not self.member.eof:
-                break
+                raw = self.member.unconsumed_tail
+                more = len(piece) == _PIECE
+                continue
             raw = self.member.unused_data
             self.member = isal_zlib.decompressobj(wbits=31)
             self.fed = False
+            more = False
         if self.pieces:
             self.lines += sum(o.count(b"\n") for o in out)
         else:
             self.last = out
         return out
+
+    def _bound(self, inflated: int) -> None:
+        self.made += inflated
+        if self.limit is not None and self.made > self.limit:
+            raise FileError(
+                self.rel,
+                None,
+                f"gzip data inflates past {self.limit:,} bytes, the limit for one file "
+                "(limits.max_file_bytes)",
+            )
+        used = self.taken - len(self.member.unconsumed_tail)
+        if self.made > self.ratio * used + _RATIO_SLACK:
+            raise FileError(
+                self.rel,
+                None,
+                f"gzip data inflates more than {self.ratio} times over (limits.max_gzip_ratio): "
+                "refused as a decompression bomb",
+            )
 
     def finish(self) -> None:
         if self.fed:  # a member began and never reached its end marker
@@ -179,8 +260,8 @@ class _Inflater:
             )
 
 
-def _gunzip(data: bytes, rel: str) -> bytes:
-    inflater = _Inflater(rel, pieces=False)
+def _gunzip(data: bytes, rel: str, limits: LimitsConfig) -> bytes:
+    inflater = _Inflater(rel, limits, pieces=False)
     pieces = inflater.feed(data)
     inflater.finish()
     # One member (the usual file) comes back as it was inflated, without a copy.
@@ -253,27 +334,27 @@ def _decode_by_line(data: bytes, encoding: str) -> _Decoded:
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _read_csv(data: bytes, rel: str) -> RawBatch:
+def _read_csv(data: bytes, rel: str, limits: LimitsConfig) -> RawBatch:
     if data.startswith(_BOM):
         encoding, payload = "utf-8-sig", data[len(_BOM) :]
     else:
         encoding, payload = "utf-8", data
     # Polars checks the UTF-8 itself, so valid UTF-8 goes to it as read, never decoded in Python;
     # only when it refuses the file is the text decoded (CP932, mixed or broken encodings).
-    fast = _csv_fast(payload, rel)
+    fast = _csv_fast(payload, rel, limits)
     if fast is not None:
         return RawBatch(rel, fast, encoding=encoding)
     decoded = _decode(data)
     if decoded.text is not None:
         if not decoded.encoding.startswith("utf-8"):
-            fast = _csv_fast(decoded.text.encode("utf-8"), rel)
+            fast = _csv_fast(decoded.text.encode("utf-8"), rel, limits)
             if fast is not None:
                 return RawBatch(rel, fast, encoding=decoded.encoding)
         lines = decoded.text.split("\n")
     else:
         assert decoded.lines is not None
         lines = decoded.lines
-    return _csv_slow(lines, decoded.bad_lines, rel, decoded.encoding)
+    return _csv_slow(lines, decoded.bad_lines, rel, decoded.encoding, limits)
 
 
 def _first_line(text: str) -> str:
@@ -281,11 +362,16 @@ def _first_line(text: str) -> str:
     return text if end < 0 else text[:end]
 
 
-def _header_fields(text: str, rel: str) -> list[str]:
+def _header_fields(text: str, rel: str, limits: LimitsConfig) -> list[str]:
     first = _first_line(text).rstrip("\r")
+    if len(first) > limits.max_line_bytes:
+        raise FileError(rel, 1, _too_long(limits))
     if not first.strip():
         raise FileError(rel, 1, "no header line: the first line is blank")
-    header = [h.strip() for h in next(csv.reader([first]))]
+    try:
+        header = [h.strip() for h in next(csv.reader([first]))]
+    except csv.Error as exc:
+        raise FileError(rel, 1, f"cannot split the header into fields ({exc})") from exc
     for i, name in enumerate(header):
         if name in header[:i]:
             raise FileError(rel, 1, f"column {name!r} appears twice in the header")
@@ -305,18 +391,24 @@ def byte_counts(data: bytes, wanted: bytes, step: int = 1 << 20) -> list[int]:
     return counts
 
 
-def _csv_fast(payload: bytes, rel: str) -> pl.DataFrame | None:
+def _too_long(limits: LimitsConfig) -> str:
+    return f"line longer than {limits.max_line_bytes:,} bytes (limits.max_line_bytes)"
+
+
+def _csv_fast(payload: bytes, rel: str, limits: LimitsConfig) -> pl.DataFrame | None:
     """Parse UTF-8 bytes with polars; None when the file needs the exact (slow) reader.
 
     Polars fills a short record with nulls without a word, so the result is accepted only when
     the file's separators and line breaks are exactly those the parsed records account for.
     """
     end = payload.find(b"\n")
+    if (len(payload) if end < 0 else end) > limits.max_line_bytes:
+        raise FileError(rel, 1, _too_long(limits))
     try:
         first = (payload if end < 0 else payload[:end]).decode("utf-8")
     except UnicodeDecodeError:
         return None
-    header = _header_fields(first, rel)
+    header = _header_fields(first, rel, limits)
     try:
         frame = pl.read_csv(payload, infer_schema=False, has_header=True, raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
@@ -365,9 +457,14 @@ def _csv_fast(payload: bytes, rel: str) -> pl.DataFrame | None:
     return frame.with_columns(starts.alias(LINE))
 
 
-def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: str) -> RawBatch:
+def _csv_slow(
+    lines: list[str], bad_lines: dict[int, str], rel: str, encoding: str, limits: LimitsConfig
+) -> RawBatch:
     text = "\n".join(lines)
-    header = _header_fields(text, rel)
+    header = _header_fields(text, rel, limits)
+    # Python's csv module stops at 131,072 characters a field by default, and then the whole
+    # file fails; a field that long is a row to quarantine (the column's own limit says why).
+    csv.field_size_limit(limits.max_line_bytes)
     if 1 in bad_lines:
         raise FileError(rel, 1, f"header {bad_lines[1]}")
     width = len(header)
@@ -410,25 +507,36 @@ def _csv_slow(lines: list[str], bad_lines: dict[int, str], rel: str, encoding: s
     return RawBatch(rel, frame, rejects, encoding=encoding)
 
 
-def iter_csv_blocks(path: Path, rel: str, block_bytes: int | None = 64 << 20) -> Iterator[RawBatch]:
+def iter_csv_blocks(
+    path: Path,
+    rel: str,
+    block_bytes: int | None = 64 << 20,
+    limits: LimitsConfig | None = None,
+) -> Iterator[RawBatch]:
     """A large CSV (or .csv.gz) as a stream of :class:`RawBatch` blocks of about ``block_bytes``
     (None: the whole file as one block).
 
     Each block is parsed like a whole file (same checks, same rejects) and its line numbers
     are those of the file. A PowerShell ``#TYPE`` line before the header is skipped. Blocks
     end at a line break outside quotes, so a quoted field that spans lines stays whole.
-    Memory holds one block, never the file.
+    Memory holds one block, never the file: a line longer than ``limits.max_line_bytes`` (no
+    line break in sight) fails the file rather than grow the block.
     """
-    with _open_stream(path, rel) as stream:
-        header = stream.readline()
+    limits = limits or default_limits()
+    with _open_stream(path, rel, limits) as stream:
+        header = stream.readline(limits.max_line_bytes + 1)
+        if len(header) > limits.max_line_bytes:
+            raise FileError(rel, 1, _too_long(limits))
         if not header:
             raise FileError(rel, 1, "file is empty (0 bytes): expected at least a header line")
         if header.startswith(_BOM):
             header = header[len(_BOM) :]
         before = 1  # physical lines consumed before the block
         if header.startswith(b"#TYPE "):  # Windows PowerShell's Export-Csv type line
-            header = stream.readline()
+            header = stream.readline(limits.max_line_bytes + 1)
             before = 2
+            if len(header) > limits.max_line_bytes:
+                raise FileError(rel, before, _too_long(limits))
         if not header.endswith(b"\n"):
             header += b"\n"
         carry = b""
@@ -439,13 +547,15 @@ def iter_csv_blocks(path: Path, rel: str, block_bytes: int | None = 64 << 20) ->
             if chunk:
                 cut = _block_end(data)
                 if cut < 0:
+                    if len(data) > limits.max_line_bytes:
+                        raise FileError(rel, before + 1, _too_long(limits))
                     carry = data
                     continue
                 block, carry = data[: cut + 1], data[cut + 1 :]
             else:
                 block, carry = data, b""
             if block or not yielded:
-                batch = _read_csv(header + block, rel)
+                batch = _read_csv(header + block, rel, limits)
                 if before > 1:
                     batch.frame = batch.frame.with_columns(pl.col(LINE) + (before - 1))
                     for reject in batch.rejects:
@@ -471,9 +581,10 @@ def _block_end(data: bytes) -> int:
 class _GzipStream:
     """A gzip file read incrementally; corrupt or truncated data raises :class:`FileError`."""
 
-    def __init__(self, path: Path, rel: str) -> None:
+    def __init__(self, path: Path, rel: str, limits: LimitsConfig) -> None:
         self.fh = open(path, "rb")  # noqa: SIM115 - closed in __exit__
-        self.inflater = _Inflater(rel)
+        # A stream is read in blocks, so only the ratio bounds it, not the file's total.
+        self.inflater = _Inflater(rel, limits, whole=False)
         self.buffer = b""
         self.done = False
 
@@ -510,16 +621,17 @@ class _GzipStream:
         self._fill(n)
         return self._take(n)
 
-    def readline(self) -> bytes:
-        while b"\n" not in self.buffer and not self.done:
+    def readline(self, limit: int) -> bytes:
+        """The next line, or its first ``limit`` bytes when it is longer."""
+        while b"\n" not in self.buffer and not self.done and len(self.buffer) < limit:
             self._fill(len(self.buffer) + (1 << 16))
-        end = self.buffer.find(b"\n")
-        return self._take(end + 1 if end >= 0 else len(self.buffer))
+        end = self.buffer.find(b"\n", 0, limit)
+        return self._take(end + 1 if end >= 0 else min(limit, len(self.buffer)))
 
 
-def _open_stream(path: Path, rel: str):
-    if path.name.endswith(".gz"):
-        return _GzipStream(path, rel)
+def _open_stream(path: Path, rel: str, limits: LimitsConfig):
+    if path.name.lower().endswith(".gz"):
+        return _GzipStream(path, rel, limits)
     return open(path, "rb")
 
 
@@ -538,7 +650,7 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
-def _read_jsonl(data: bytes, rel: str) -> RawBatch:
+def _read_jsonl(data: bytes, rel: str, limits: LimitsConfig) -> RawBatch:
     decoded = _decode(data)
     lines = decoded.lines if decoded.lines is not None else (decoded.text or "").split("\n")
     records: list[dict[str, str | None]] = []
@@ -550,6 +662,9 @@ def _read_jsonl(data: bytes, rel: str) -> RawBatch:
             continue
         if number in decoded.bad_lines:
             rejects.append(Reject(number, line, decoded.bad_lines[number]))
+            continue
+        if len(line) > limits.max_line_bytes:  # characters: at most its bytes
+            rejects.append(Reject(number, line[:1024] + "…", _too_long(limits)))
             continue
         try:
             obj = json.loads(line)

@@ -87,7 +87,8 @@ def run_ingest(tmp_path: Path, gate: QualityGate) -> Callable[..., tuple[IngestR
     def run(logs: Path, **kwargs) -> tuple[IngestReport, EventStore]:
         store = EventStore(tmp_path / "store")
         kwargs.setdefault("as_of", AS_OF)
-        report = ingest(logs, store, load_config(), gate=gate, **kwargs)
+        config = load_config(kwargs.pop("config_file", None))
+        report = ingest(logs, store, config, gate=gate, **kwargs)
         return report, store
 
     return run

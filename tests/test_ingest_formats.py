@@ -371,10 +371,10 @@ def test_fast_csv_reader_gives_what_the_exact_reader_gives(records: list[list[st
     """Whatever the records (short, long, blank, quoted commas, quotes and line breaks), the
     polars path is taken only when it reads what Python's ``csv`` module reads: the same rows,
     lines and rejects."""
-    from insiderwatch.readers import _csv_slow, _read_csv
+    from insiderwatch.readers import _csv_slow, _read_csv, default_limits
 
     text = "\n".join(["h1,h2,h3", *(",".join(_csv_field(v) for v in r) for r in records)]) + "\n"
-    fast = _read_csv(text.encode(), "f.csv")
-    exact = _csv_slow(text.split("\n"), {}, "f.csv", "utf-8")
+    fast = _read_csv(text.encode(), "f.csv", default_limits())
+    exact = _csv_slow(text.split("\n"), {}, "f.csv", "utf-8", default_limits())
     assert fast.frame.equals(exact.frame)
     assert [(r.line, r.reason) for r in fast.rejects] == [(r.line, r.reason) for r in exact.rejects]

@@ -1,0 +1,361 @@
+"""Hostile and broken input: each case pins the exact outcome, that nothing is written outside
+the store, and that rows read = stored + quarantined + duplicates."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from insiderwatch.readers import FileError, iter_csv_blocks
+from tests.conftest import (
+    LOGON_HEADER,
+    REPO,
+    ROSTER,
+    assert_reconciles,
+    csv_text,
+    logon_rows,
+    stored,
+)
+
+DAY = date(2024, 4, 1)
+GOOD = 40
+LOGON = "logon/2024-04-01.csv"
+BAD_LINE = GOOD + 2
+
+
+def logon_file(extra: list[str]) -> str:
+    return csv_text(LOGON_HEADER, [*logon_rows(GOOD), *extra])
+
+
+# --- timestamps outside the plausible days ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [
+        ("0000-01-01 09:00:00", "before the earliest plausible day 2000-01-01"),
+        ("0001-01-01 09:00:00", "before the earliest plausible day 2000-01-01"),
+        ("1970-01-01 09:00:00", "before the earliest plausible day 2000-01-01"),
+        ("9999-12-31 23:00:00", "after the run's as-of day 2024-04-30"),
+    ],
+)
+def test_a_timestamp_outside_the_plausible_days_is_quarantined(
+    stamp: str, reason: str, landing, run_ingest
+) -> None:
+    report, store = run_ingest(landing({LOGON: logon_file([f"{stamp},u1,PC-1,logon,false"])}))
+    assert_reconciles(report, store)
+    assert report.errors == []
+    count = report.count("logon", DAY)
+    assert (count.read, count.stored, count.quarantined) == (GOOD + 1, GOOD, 1)
+    quarantine = stored(store, "logon", area="quarantine")
+    assert quarantine["source_line"].to_list() == [BAD_LINE]
+    assert reason in quarantine["reason"][0]
+
+
+def test_an_implausible_row_in_an_undated_file_makes_no_day(landing, run_ingest) -> None:
+    """A 1970 row in a file not named for a day used to become a day of its own, and detection
+    then ran over every day from 1970 to today."""
+    rows = [*logon_rows(GOOD), "1970-01-01 09:00:00,u1,PC-1,logon,false"]
+    report, store = run_ingest(landing({"logon/export.csv": csv_text(LOGON_HEADER, rows)}))
+    assert_reconciles(report, store)
+    days = sorted(c.day for c in report.counts if c.source == "logon" and c.day is not None)
+    assert days == [DAY]
+    undated = report.count("logon", None)
+    assert (undated.read, undated.stored, undated.quarantined) == (1, 0, 1)
+    assert not any(p.name == "date=1970-01-01" for p in store.root.rglob("date=*"))
+
+
+# --- decompression, file and line bounds -----------------------------------------------------
+
+
+def _site_file(folder: Path, limits: str) -> None:
+    (folder / "insiderwatch.toml").write_text(f"[limits]\n{limits}\n", encoding="utf-8")
+
+
+def _write_gzip_of_nul(path: Path, megabytes: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = b"\x00" * (1 << 20)
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        for _ in range(megabytes):
+            fh.write(block)
+
+
+_PEAK = """
+import resource, sys
+from datetime import date
+from pathlib import Path
+from insiderwatch.config import config_for_logs
+from insiderwatch.ingest import ingest
+from insiderwatch.store import EventStore
+logs = Path(sys.argv[1])
+report = ingest(logs, EventStore(sys.argv[2]), config_for_logs(logs), as_of=date(2024, 4, 30))
+print("\\n".join(str(e) for e in report.errors))
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _ingest_in_a_process(logs: Path, store: Path) -> tuple[list[str], int]:
+    """Errors and peak resident memory (MB) of an ingest in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(logs), str(store)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=True,
+    )
+    lines = done.stdout.strip().splitlines()
+    return lines[:-1], int(lines[-1].split()[1])
+
+
+def test_a_gzip_bomb_is_refused_under_a_memory_ceiling(landing, tmp_path: Path) -> None:
+    """One gigabyte of NUL bytes, one megabyte packed: it took the ingest to 5 GB and more."""
+    logs = landing({})
+    _write_gzip_of_nul(logs / "logon" / "2024-04-01.csv.gz", 1024)
+    assert (logs / "logon" / "2024-04-01.csv.gz").stat().st_size < 2 << 20
+    errors, peak = _ingest_in_a_process(logs, tmp_path / "store")
+    assert errors == [
+        "logon/2024-04-01.csv.gz: gzip data inflates more than 500 times over "
+        "(limits.max_gzip_ratio): refused as a decompression bomb"
+    ]
+    assert peak < 600, f"peak {peak} MB"
+
+
+def test_a_gzip_file_that_inflates_past_the_file_limit_is_refused(landing, run_ingest) -> None:
+    logs = landing({LOGON + ".gz": gzip.compress(logon_file([]).encode())})
+    _site_file(logs, "max_file_bytes = 1024")
+    report, store = run_ingest(logs, config_file=logs / "insiderwatch.toml")
+    assert [str(e) for e in report.errors] == [
+        "logon/2024-04-01.csv.gz: gzip data inflates past 1,024 bytes, the limit for one file "
+        "(limits.max_file_bytes)"
+    ]
+    assert not store.partition("events", "logon", DAY).exists()
+
+
+def test_a_file_over_the_file_limit_is_refused_unread(landing, run_ingest) -> None:
+    text = logon_file([])
+    logs = landing({LOGON: text})
+    _site_file(logs, "max_file_bytes = 1024")
+    report, _ = run_ingest(logs, config_file=logs / "insiderwatch.toml")
+    assert [str(e) for e in report.errors] == [
+        f"logon/2024-04-01.csv: file is {len(text):,} bytes, over the limit of 1,024 for one "
+        "file (limits.max_file_bytes)"
+    ]
+
+
+def test_a_header_with_no_line_break_in_sight_fails_its_file(landing, run_ingest) -> None:
+    logs = landing({LOGON: "timestamp,user," + "x" * 5000})
+    _site_file(logs, "max_line_bytes = 4096")
+    report, _ = run_ingest(logs, config_file=logs / "insiderwatch.toml")
+    assert [str(e) for e in report.errors] == [
+        "logon/2024-04-01.csv:1: line longer than 4,096 bytes (limits.max_line_bytes)"
+    ]
+
+
+def test_a_stream_without_line_breaks_fails_rather_than_grow(tmp_path: Path) -> None:
+    from insiderwatch.config import LimitsConfig
+
+    path = tmp_path / "http.csv.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"id,date,user,pc,url\n")
+        fh.write(b"x" * (64 << 10))
+    limits = LimitsConfig(max_file_bytes=1 << 30, max_gzip_ratio=100_000, max_line_bytes=16 << 10)
+    with pytest.raises(FileError, match=r"http.csv.gz:2: line longer than 16,384 bytes"):
+        list(iter_csv_blocks(path, "http.csv.gz", 4096, limits))
+
+
+def test_an_over_long_field_beside_a_short_row_quarantines_both(landing, run_ingest) -> None:
+    """Python's csv module stops at 131,072 characters a field: the whole day was held back."""
+    long_row = f"2024-04-01 18:00:00,u1,{'h' * 200_000},logon,false"
+    short_row = "2024-04-01 18:05:00,u1,logon,false"
+    report, store = run_ingest(landing({LOGON: logon_file([long_row, short_row])}))
+    assert_reconciles(report, store)
+    assert report.errors == []
+    quarantine = stored(store, "logon", area="quarantine").sort("source_line")
+    assert quarantine.select("source_line", "reason").rows() == [
+        (BAD_LINE, "host longer than 255 characters"),
+        (BAD_LINE + 1, "expected 5 fields, found 4"),
+    ]
+    assert report.count("logon", DAY).stored == GOOD
+
+
+# --- the roster ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user", ["/x/pwn", "../../../escape/pwn", "a b", "", "-rf"])
+def test_a_roster_id_that_is_not_a_plain_id_is_quarantined(user: str, landing, run_ingest) -> None:
+    line = f"{user},Mallory,m@corp.example,営業部,sales,u3,2020-04-01,2024-04-10,,false,\n"
+    report, store = run_ingest(landing({LOGON: logon_file([])}, roster=ROSTER + line))
+    hr = report.count("hr", None)
+    assert (hr.read, hr.stored, hr.quarantined) == (4, 3, 1)
+    reason = stored(store, "hr", area="quarantine")["reason"][0]
+    assert reason == ("missing user" if not user else f"user id '{user}' is not a plain id "
+                      "(quality.user_id_pattern)")  # fmt: skip
+    assert sorted(pl.read_parquet(store.roster_path())["user"]) == ["u1", "u2", "u3"]
+
+
+def test_a_supervisor_id_that_is_not_a_plain_id_is_quarantined(landing, run_ingest) -> None:
+    line = "u4,Four,four@corp.example,営業部,sales,../u3,2020-04-01,,,false,\n"
+    report, store = run_ingest(landing({LOGON: logon_file([])}, roster=ROSTER + line))
+    assert report.count("hr", None).quarantined == 1
+    assert stored(store, "hr", area="quarantine")["reason"].to_list() == [
+        "supervisor id '../u3' is not a plain id (quality.user_id_pattern)"
+    ]
+
+
+HEADER_ONLY = ROSTER.splitlines()[0] + "\n"
+
+
+def test_a_header_only_roster_does_not_wipe_the_stored_days(landing, run_ingest) -> None:
+    logs = landing({LOGON: logon_file([])})
+    first, store = run_ingest(logs)
+    assert first.count("logon", DAY).stored == GOOD
+    events_before = store.partition("events", "logon", DAY).read_bytes()
+    with pytest.raises(FileError, match="the roster holds nobody .* --force-roster"):
+        run_ingest(landing({LOGON: logon_file([])}, roster=HEADER_ONLY))
+    assert store.partition("events", "logon", DAY).read_bytes() == events_before
+    assert pl.read_parquet(store.roster_path()).height == 3
+
+
+def test_a_roster_shrunk_past_the_share_is_refused_unless_forced(landing, run_ingest) -> None:
+    logs = landing({LOGON: logon_file([])})
+    run_ingest(logs)
+    only_one = "\n".join(ROSTER.splitlines()[:2]) + "\n"
+    with pytest.raises(FileError, match="holds 1 people, fewer than 50% of the 3 in the store"):
+        run_ingest(landing({LOGON: logon_file([])}, roster=only_one))
+    report, store = run_ingest(landing({LOGON: logon_file([])}, roster=only_one), force_roster=True)
+    assert pl.read_parquet(store.roster_path())["user"].to_list() == ["u1"]
+    count = report.count("logon", DAY)
+    assert (count.stored, count.quarantined) == (14, 26)  # u1's rows stay; u2's and u3's go
+
+
+def test_the_cli_refuses_a_header_only_roster_in_one_line(tmp_path: Path, landing) -> None:
+    from typer.testing import CliRunner
+
+    from insiderwatch.cli import app
+
+    store = tmp_path / "store"
+    args = ["ingest", "--store", str(store), "--as-of", "2024-04-30"]
+    first = CliRunner().invoke(app, [*args, "--logs", str(landing({LOGON: logon_file([])}))])
+    assert first.exit_code == 0, first.output
+    emptied = landing({LOGON: logon_file([])}, roster=HEADER_ONLY)
+    done = CliRunner().invoke(app, [*args, "--logs", str(emptied)])
+    assert done.exit_code == 1
+    assert "hr/employees.csv: the roster holds nobody" in " ".join(done.output.split())
+    assert "Traceback" not in done.output
+
+
+# --- what the landing folder holds -----------------------------------------------------------
+
+
+def test_a_symlink_out_of_the_landing_folder_is_refused_and_not_copied(
+    tmp_path: Path, landing, run_ingest
+) -> None:
+    secret = tmp_path / "outside" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text(csv_text(LOGON_HEADER, ["root:SECRET-HASH:19000:0:99999:7:::"]))
+    os.chmod(secret, 0o600)
+    logs = landing({"logon/2024-04-02.csv": logon_file([]).replace("2024-04-01", "2024-04-02")})
+    (logs / "logon" / "2024-04-01.csv").symlink_to(secret)
+    report, store = run_ingest(logs)
+    assert [str(e) for e in report.errors] == [
+        "logon/2024-04-01.csv: symbolic link out of the landing folder: refused"
+    ]
+    assert not store.partition("events", "logon", DAY).exists()
+    assert report.count("logon", date(2024, 4, 2)).stored == GOOD
+    written = b"".join(p.read_bytes() for p in store.root.rglob("*.parquet"))
+    assert b"SECRET-HASH" not in written
+
+
+def test_a_dangling_symlink_is_an_error_naming_it(landing, run_ingest) -> None:
+    logs = landing({})
+    (logs / "logon").mkdir()
+    (logs / "logon" / "2024-04-01.csv").symlink_to(logs / "logon" / "gone.csv")
+    report, _ = run_ingest(logs)
+    assert [str(e) for e in report.errors] == [
+        "logon/2024-04-01.csv: symbolic link to a file that does not exist"
+    ]
+
+
+def test_a_symlink_inside_the_landing_folder_is_read(landing, run_ingest) -> None:
+    logs = landing({"archive/day1.csv": logon_file([])})
+    (logs / "logon").mkdir()
+    (logs / "logon" / "2024-04-01.csv").symlink_to(logs / "archive" / "day1.csv")
+    report, store = run_ingest(logs)
+    assert report.errors == []
+    assert report.count("logon", DAY).stored == GOOD
+    assert_reconciles(report, store)
+
+
+def test_every_file_the_reader_does_not_take_is_named_with_why(
+    tmp_path: Path, landing, run_ingest
+) -> None:
+    upper = logon_file([]).replace("2024-04-01", "2024-04-02")
+    logs = landing(
+        {
+            "logon/2024-04-01.CSV": logon_file([]),
+            "logon/2024-04-02.csv.GZ": gzip.compress(upper.encode()),
+            "logon/2024-04-03.json": "{}",
+            "logon/README.txt": "notes",
+            "logon/.2024-04-04.csv": logon_file([]),
+        }
+    )
+    elsewhere = tmp_path / "linked"
+    elsewhere.mkdir()
+    (logs / "logon" / "more").symlink_to(elsewhere, target_is_directory=True)
+    report, store = run_ingest(logs)
+    assert report.errors == []
+    assert sorted(c.day for c in report.counts if c.source == "logon") == [DAY, date(2024, 4, 2)]
+    assert_reconciles(report, store)
+    formats = ".csv.gz, .csv, .jsonl, .parquet"
+    notices = [w for w in report.warnings if "not read" in w]
+    assert notices == [
+        "logon/more: not read: a symbolic link to a folder is not followed",
+        "logon/.2024-04-04.csv: not read: hidden file",
+        f"logon/2024-04-03.json: not read: not a landing format ({formats})",
+        f"logon/README.txt: not read: not a landing format ({formats})",
+    ]
+
+
+def test_an_unreadable_file_is_an_error_naming_it(landing, run_ingest) -> None:
+    if os.geteuid() == 0:
+        # root reads any file; a file that vanishes between listing and reading stands in.
+        logs = landing({LOGON: logon_file([])})
+        from insiderwatch.ingest import _Reader
+        from insiderwatch.readers import default_limits
+        from schemas.canonical import SOURCES
+
+        reader = _Reader(SOURCES["logon"], logs, None, default_limits())
+        (logs / LOGON).unlink()
+        assert reader.read([logs / LOGON], DAY) is None
+        assert [str(e) for e in reader.errors] == [
+            "logon/2024-04-01.csv: cannot read the file (No such file or directory)"
+        ]
+        return
+    logs = landing({LOGON: logon_file([])})
+    os.chmod(logs / LOGON, 0)
+    report, _ = run_ingest(logs)
+    assert [str(e) for e in report.errors] == [
+        "logon/2024-04-01.csv: cannot read the file (Permission denied)"
+    ]
+
+
+def test_the_packaged_limits_are_read_from_the_defaults(tmp_path: Path) -> None:
+    from insiderwatch.config import ConfigError, load_config
+    from insiderwatch.readers import default_limits
+
+    assert default_limits() == load_config().limits
+    site = tmp_path / "site.toml"
+    site.write_text("[limits]\nmax_gzip_ratio = 'many'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="limits.max_gzip_ratio"):
+        load_config(site)
+    site.write_text("[quality]\nuser_id_pattern = '[a-z]+'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="quality.user_id_pattern: .*start with \\^"):
+        load_config(site)
