@@ -218,7 +218,7 @@ def test_a_header_only_roster_does_not_wipe_the_stored_days(landing, run_ingest)
     first, store = run_ingest(logs)
     assert first.count("logon", DAY).stored == GOOD
     events_before = store.partition("events", "logon", DAY).read_bytes()
-    with pytest.raises(FileError, match="the roster holds nobody .* --force-roster"):
+    with pytest.raises(FileError, match=r"the roster holds nobody .* --force-roster"):
         run_ingest(landing({LOGON: logon_file([])}, roster=HEADER_ONLY))
     assert store.partition("events", "logon", DAY).read_bytes() == events_before
     assert pl.read_parquet(store.roster_path()).height == 3
@@ -354,8 +354,8 @@ def test_the_packaged_limits_are_read_from_the_defaults(tmp_path: Path) -> None:
     assert default_limits() == load_config().limits
     site = tmp_path / "site.toml"
     site.write_text("[limits]\nmax_gzip_ratio = 'many'\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="limits.max_gzip_ratio"):
+    with pytest.raises(ConfigError, match=r"limits\.max_gzip_ratio"):
         load_config(site)
     site.write_text("[quality]\nuser_id_pattern = '[a-z]+'\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="quality.user_id_pattern: .*start with \\^"):
+    with pytest.raises(ConfigError, match=r"quality\.user_id_pattern: .*start with \^"):
         load_config(site)
