@@ -6,6 +6,9 @@ their six-month lookback started automatically, so HR's entry in the roster is e
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,7 +19,7 @@ from insiderwatch.config import Config
 from insiderwatch.db import Database
 from insiderwatch.lookback import Lookback, LookbackError, LookbackRequest, run_lookback
 from insiderwatch.lookback_report import render_lookback
-from insiderwatch.store import EventStore, io_path
+from insiderwatch.store import EventStore, UnsafePath, file_name_of, io_path, safe_child
 
 OPEN_STATUSES = ("new", "reviewing")
 
@@ -46,10 +49,39 @@ def write_lookback(
     store: EventStore, request: LookbackRequest, config: Config, out: Path | None = None
 ) -> tuple[Path, Lookback]:
     """Run a lookback and write its report and tables to ``<out>/<user>_<notice_date>/``
-    (``out`` defaults to ``<store>/lookbacks``)."""
-    result = run_lookback(store, request, config)
+    (``out`` defaults to ``<store>/lookbacks``; the user as :func:`file_name_of` writes it).
+
+    On a local disk the folder is written beside its final name and moved into place, so a
+    killed run leaves the previous lookback whole and a hidden folder the next one removes.
+    Raises :class:`UnsafePath` for a folder that would land outside ``out``."""
     base = out if out is not None else store.root / "lookbacks"
-    folder = base / f"{request.user}_{request.notice_date.isoformat()}"
+    name = f"{file_name_of(request.user)}_{request.notice_date.isoformat()}"
+    final = safe_child(base, name)
+    result = run_lookback(store, request, config)
+    if not isinstance(base, Path):  # object storage: each object is written whole anyway
+        _write_lookback_files(final, store, request, result, config)
+        return final, result
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in base.glob(f".{name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = safe_child(base, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        _write_lookback_files(staging, store, request, result, config)
+        if final.exists():
+            retired = safe_child(base, f".{name}.{uuid.uuid4().hex}.tmp")
+            os.replace(final, retired)
+            os.replace(staging, final)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final, result
+
+
+def _write_lookback_files(
+    folder: Path, store: EventStore, request: LookbackRequest, result: Lookback, config: Config
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "weekly.csv").open("wb") as fh:  # a local file or an object alike
         result.weekly.write_csv(fh)
@@ -65,7 +97,6 @@ def write_lookback(
     )
     page = render_lookback(result, person, store, config)
     (folder / "report.html").write_text(page, encoding="utf-8")
-    return folder, result
 
 
 def sync_leavers(
@@ -91,7 +122,7 @@ def sync_leavers(
             try:
                 folder, result = write_lookback(store, request, config)
                 status, verdict, folder_text = "done", result.verdict, str(folder)
-            except LookbackError as exc:
+            except (LookbackError, UnsafePath) as exc:
                 status, verdict, folder_text = "failed", str(exc), None
         else:
             status, verdict, folder_text = stored[user]

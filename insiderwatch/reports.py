@@ -36,7 +36,7 @@ from insiderwatch.leavers import list_leavers
 from insiderwatch.lookback import amount
 from insiderwatch.privacy import Identities, keep_only, pseudonymise_all, scrub_tree
 from insiderwatch.reasons import translate
-from insiderwatch.store import EventStore, io_path, io_paths
+from insiderwatch.store import EventStore, file_name_of, io_path, io_paths, safe_child
 from schemas.features import MOVED_BYTES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -635,7 +635,7 @@ def write_daily_reports(
     for boss in sorted(team_of):
         people = team_of[boss]
         context = supervisor_context(data, people)
-        html = folder / "supervisors" / f"{_safe_name(boss)}.html"
+        html = safe_child(folder, "supervisors", f"{file_name_of(boss)}.html")
         text = html.with_suffix(".txt")
         html.write_text(html_template.render(**context), encoding="utf-8")
         text.write_text(text_template.render(**context), encoding="utf-8")
@@ -678,11 +678,6 @@ def write_daily_reports(
     return DailyReports(
         day, folder, security, written, len(data.cards), unrouted, manifest, data.language
     )
-
-
-def _safe_name(user: str) -> str:
-    """A roster id as a file name (ids are plain, but never trust a path built from data)."""
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in user) or "_"
 
 
 def counts_line(reports: DailyReports) -> str:

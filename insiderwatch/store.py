@@ -77,6 +77,56 @@ def remove_tree(path: Any) -> None:
         path.fs.rm(path.path, recursive=True)
 
 
+class UnsafePath(ValueError):
+    """A path built from data that would land outside its root; the message says which part."""
+
+
+def safe_child(root: Any, *names: str) -> Any:
+    """``root`` joined with ``names``, each one plain path component, and never outside
+    ``root``: every path built from data (a user id, a supervisor, a day) goes through here.
+
+    Raises :class:`UnsafePath` for an empty name, ``.`` or ``..``, a separator or a NUL byte
+    in a name, or (on a local disk) a result that resolves outside ``root`` through a
+    symbolic link already there.
+
+    >>> safe_child(Path("/store"), "lookbacks", "u1_2024-05-27").as_posix()
+    '/store/lookbacks/u1_2024-05-27'
+    >>> safe_child(Path("/store"), "../../etc")
+    Traceback (most recent call last):
+    ...
+    insiderwatch.store.UnsafePath: '../../etc' is not a plain file name (under /store)
+    """
+    for name in names:
+        if name in ("", ".", "..") or any(ch in name for ch in "/\\\x00"):
+            raise UnsafePath(f"{name!r} is not a plain file name (under {root})")
+    target = root.joinpath(*names)
+    if isinstance(root, Path):
+        base = root.resolve()
+        if not target.resolve().is_relative_to(base):
+            raise UnsafePath(f"{target} resolves outside {root}")
+    return target
+
+
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def file_name_of(text: str) -> str:
+    """``text`` (a roster id) as one file-name component, different for every different
+    ``text``: letters, digits and ``-`` stand for themselves, and every other character is
+    written as ``_`` and its UTF-8 bytes in hex, ``_`` itself included. (Replacing each
+    other character by ``_`` gave ``u.00008`` and ``u_00008`` one file, so one supervisor
+    was shown another's team.)
+
+    >>> file_name_of("u00101"), file_name_of("u.00008"), file_name_of("u_00008")
+    ('u00101', 'u_2e00008', 'u_5f00008')
+    """
+    if not text:
+        return "_"
+    return "".join(
+        ch if ch in _PLAIN else "".join(f"_{b:02x}" for b in ch.encode("utf-8")) for ch in text
+    )
+
+
 class EventStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = store_path(root)

@@ -14,6 +14,7 @@ MODULES = (
     "insiderwatch.ingest",
     "insiderwatch.reasons",
     "insiderwatch.readers",
+    "insiderwatch.store",
 )
 
 

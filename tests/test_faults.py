@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -12,12 +14,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from insiderwatch.readers import FileError, iter_csv_blocks
 from tests.conftest import (
     LOGON_HEADER,
     REPO,
     ROSTER,
+    SAMPLE_LOGS,
     assert_reconciles,
     csv_text,
     logon_rows,
@@ -359,3 +364,108 @@ def test_the_packaged_limits_are_read_from_the_defaults(tmp_path: Path) -> None:
     site.write_text("[quality]\nuser_id_pattern = '[a-z]+'\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"quality\.user_id_pattern: .*start with \^"):
         load_config(site)
+
+
+# --- paths built from data -------------------------------------------------------------------
+
+
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_file_names_of_ids_are_plain_and_never_shared(a: str, b: str) -> None:
+    from insiderwatch.store import file_name_of
+
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", file_name_of(a))
+    assert (file_name_of(a) == file_name_of(b)) == (a == b)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/x/pwn", "a/b", "..", ".", "", "a\x00b", "a\\b"])
+def test_a_path_from_data_never_leaves_its_root(name: str, tmp_path: Path) -> None:
+    from insiderwatch.store import UnsafePath, safe_child
+
+    with pytest.raises(UnsafePath):
+        safe_child(tmp_path / "root", "lookbacks", name)
+
+
+def test_a_symlink_in_the_store_cannot_carry_a_path_out(tmp_path: Path) -> None:
+    from insiderwatch.store import UnsafePath, safe_child
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "lookbacks").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(UnsafePath, match="resolves outside"):
+        safe_child(tmp_path / "root", "lookbacks", "u1_2024-05-27")
+
+
+def test_a_user_id_that_is_a_path_stays_inside_the_store(
+    reported_store: Path, tmp_path: Path
+) -> None:
+    """The automatic lookback built its request without the CLI's checks: a roster user
+    ``../../../escape/pwn`` with a notice date wrote five files outside the store. Ingest now
+    quarantines such an id; behind that, the folder name is an encoding of the id, so even a
+    roster written by other means keeps every file under ``lookbacks/``."""
+    from insiderwatch.config import config_for_logs
+    from insiderwatch.leavers import write_lookback
+    from insiderwatch.lookback import LookbackRequest
+    from insiderwatch.store import EventStore
+
+    copy = tmp_path / "store"
+    shutil.copytree(reported_store, copy)
+    store = EventStore(copy)
+    roster = pl.read_parquet(store.roster_path())
+    victim = roster.row(0, named=True)["user"]
+    hostile = ["../../../escape/pwn", str(tmp_path / "x" / "pwn")]
+    renamed = roster.with_columns(
+        pl.col("user").replace({victim: hostile[0], roster["user"][1]: hostile[1]})
+    )
+    store.write_roster(renamed)
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(copy)}
+    for user in hostile:
+        folder, _ = write_lookback(
+            store, LookbackRequest(user, date(2024, 6, 3)), config_for_logs(SAMPLE_LOGS)
+        )
+        assert folder.parent == copy / "lookbacks"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "comparison.csv", "report.html", "verdict.txt", "weekly.csv", "weekly.parquet"
+        ]  # fmt: skip
+    assert {p for p in tmp_path.rglob("*") if not p.is_relative_to(copy)} == outside
+    assert not list((copy / "lookbacks").glob(".*"))  # no staging folder left behind
+
+
+def test_each_supervisor_gets_a_file_of_their_own(reported_store: Path, tmp_path: Path) -> None:
+    """``u.00008`` and ``u_00008`` shared ``supervisors/u_00008.html``: one supervisor was
+    shown, and mailed, the other's team, and one team's alerts were lost."""
+    from insiderwatch.alerts import list_alerts
+    from insiderwatch.config import config_for_logs
+    from insiderwatch.db import Database, default_url
+    from insiderwatch.reports import teams, write_daily_reports
+    from insiderwatch.store import EventStore
+
+    copy = tmp_path / "store"
+    shutil.copytree(reported_store, copy)
+    store = EventStore(copy)
+    db = Database(default_url(copy))
+    try:
+        alerts = list_alerts(db).filter(pl.col("supervisor").is_not_null())
+        day = alerts["alert_date"].mode().sort()[0]
+        bosses = alerts.filter(pl.col("alert_date") == day)["supervisor"].unique().sort()
+        roster = pl.read_parquet(store.roster_path())
+        if bosses.len() < 2:  # give a second, unflagged supervisor the colliding name
+            others = roster["supervisor"].drop_nulls().unique().sort()
+            bosses = pl.concat([bosses, others.filter(~others.is_in(bosses.implode())).head(1)])
+        renamed = {bosses[0]: "u.00008", bosses[1]: "u_00008"}
+        roster = roster.with_columns(
+            pl.col("user").replace(renamed), pl.col("supervisor").replace(renamed)
+        )
+        store.write_roster(roster)
+        config = config_for_logs(SAMPLE_LOGS)
+        written = write_daily_reports(store, db, day, config, out=tmp_path / "reports")
+        team_of = teams(roster, config.report.supervisor_scope, day)
+        files = [r.html for r in written.supervisors]
+        assert len(set(files)) == len(files) == len(team_of)
+        day_alerts = list_alerts(db, day, day)
+        for report in written.supervisors:
+            page = report.html.read_text(encoding="utf-8")
+            people = set(team_of[report.supervisor])
+            for alert in day_alerts.iter_rows(named=True):
+                assert (alert["alert_id"] in page) == (alert["user_id"] in people)
+        assert {r.supervisor for r in written.supervisors} >= {"u.00008", "u_00008"}
+    finally:
+        db.close()
