@@ -313,7 +313,22 @@ def load_day_events(
 def _sum_if(condition: pl.Expr, value: pl.Expr | None = None) -> pl.Expr:
     if value is None:
         return condition.cast(pl.Int64).sum()
-    return pl.when(condition).then(value.fill_null(0)).otherwise(0).sum()
+    return _saturating_sum(pl.when(condition).then(value.fill_null(0)).otherwise(0))
+
+
+# Sums of sizes stop at 2**53 (8 PiB, where floating point stops being exact) rather than wrap
+# round to small or negative numbers (two copies of 2**63 - 1 bytes summed to 15 in 64-bit
+# integers); sums of these over up to a thousand days (a lookback's weeks) still fit.
+_SUM_CAP = float(1 << 53)
+
+
+def _saturating_sum(value: pl.Expr) -> pl.Expr:
+    """The sum of an integer column, in floating point and capped, as an integer.
+
+    >>> pl.select(_saturating_sum(pl.lit(pl.Series([2**62, 2**62, 2**62])))).item() == 2**53
+    True
+    """
+    return value.cast(pl.Float64).sum().clip(upper_bound=_SUM_CAP).cast(pl.Int64)
 
 
 def day_features(
@@ -393,7 +408,9 @@ def day_features(
     if "print" in events:
         pages = pl.col("pages").fill_null(0) * pl.col("copies").fill_null(1).clip(lower_bound=1)
         parts.append(
-            events["print"].group_by(KEY).agg(print_jobs=pl.len(), printed_pages=pages.sum())
+            events["print"]
+            .group_by(KEY)
+            .agg(print_jobs=pl.len(), printed_pages=_saturating_sum(pages))
         )
     if "mail" in events:
         if external_mail is None:
@@ -404,7 +421,7 @@ def day_features(
             .agg(
                 external_mails=pl.len().cast(pl.Int64),
                 external_attachments=pl.col("attachments").fill_null(0).sum(),
-                external_attachment_bytes=pl.col("attachment_bytes").fill_null(0).sum(),
+                external_attachment_bytes=_saturating_sum(pl.col("attachment_bytes").fill_null(0)),
                 personal_mails=_sum_if(pl.col("to_personal") & pl.col("has_attachments")),
                 competitor_mails=_sum_if(pl.col("to_competitor")),
                 technical_mails=_sum_if(

@@ -266,6 +266,16 @@ def _checks(column: Column, raw: pl.Expr, typed: pl.Expr, seen: _Seen) -> list[C
                     else pl.format(f"{name} below {column.minimum}: {{}}", shown),
                 )
             )
+        if column.maximum is not None:
+            checks.append(
+                (
+                    typed > column.maximum,
+                    pl.format(
+                        f"{name} over the plausible maximum {column.maximum:,}: {{}}",
+                        typed.cast(pl.String),
+                    ),
+                )
+            )
     elif column.kind == "bool":
         checks.append((unparsed, pl.format(f"{name} is not true or false: '{{}}'", _shown(raw))))
     elif column.kind == "date":

@@ -102,7 +102,14 @@ def _write_lookback_files(
 def sync_leavers(
     store: EventStore, db: Database, config: Config, as_of: date, months: int = 6
 ) -> list[LeaverUpdate]:
-    """Bring the leavers list up to ``as_of``; start the lookback of anyone newly on notice."""
+    """Bring the leavers list up to ``as_of``; start the lookback of anyone newly on notice.
+
+    The list never goes back in time: rerunning an earlier day keeps it as of the latest day
+    synced (a rerun of last week once dropped this week's leavers from the next report).
+    What a day's report shows is read as of that day (:func:`list_leavers`)."""
+    latest = db.query("SELECT MAX(as_of) FROM leavers")[0][0]
+    if latest is not None and latest > as_of:
+        as_of = latest
     roster = pl.read_parquet(io_path(store.roster_path())).filter(
         pl.col("notice_date").is_not_null(), pl.col("notice_date") <= as_of
     )
@@ -164,10 +171,13 @@ def sync_leavers(
     return updates
 
 
-def list_leavers(db: Database) -> pl.DataFrame:
+def list_leavers(db: Database, as_of: date | None = None) -> pl.DataFrame:
+    """The leavers list; with ``as_of``, only those whose notice was known on that day."""
+    where, params = ("WHERE notice_date <= ? ", (as_of,)) if as_of is not None else ("", ())
     rows = db.query(
         "SELECT user_id, name, department, notice_date, last_day, lookback_status, "
-        "lookback_verdict, open_alerts FROM leavers ORDER BY notice_date DESC, user_id"
+        f"lookback_verdict, open_alerts FROM leavers {where}ORDER BY notice_date DESC, user_id",
+        params,
     )
     return pl.DataFrame(
         rows,

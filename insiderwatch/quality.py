@@ -59,6 +59,7 @@ def suite_definition(source: Source) -> dict[str, Any]:
                     "kwargs": {
                         "column": column.name,
                         "min_value": column.minimum,
+                        **({"max_value": column.maximum} if column.maximum is not None else {}),
                         "mostly": MOSTLY,
                     },
                 }

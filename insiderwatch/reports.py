@@ -451,7 +451,7 @@ def load_daily(
     trend_days, trend = _trend(db, day, config.report.trend_days)
     leavers = [
         {**row, "lookback_verdict": translate(row["lookback_verdict"] or "", language)}
-        for row in list_leavers(db).iter_rows(named=True)
+        for row in list_leavers(db, day).iter_rows(named=True)
     ]
     return DailyData(
         day=day,

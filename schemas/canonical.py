@@ -22,6 +22,9 @@ class Column:
     allowed: tuple[str, ...] = ()
     minimum: int | None = None
     max_chars: int | None = None
+    # The largest plausible value: above it the row is a broken feed's, and quarantined; it
+    # also keeps a day's sums far from the 64-bit limit (they would wrap round past it).
+    maximum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ CLASSIFICATION_ALIASES: dict[str, str] = {
 }
 
 MAX_FIELD_CHARS = 65_536
+# One event moving more than a tebibyte (a file, a spool, a mail, an upload) is no real event.
+MAX_EVENT_BYTES = 1 << 40
 
 _TS = Column(
     "timestamp", "timestamp", True, "ISO-8601; no offset means the site time zone", nullable=False
@@ -152,7 +157,7 @@ FILE_ACCESS = Source(
             ),
         ),
         Column("path", "str", True, "full path or URL of the file", nullable=False, max_chars=4096),
-        Column("bytes", "int", False, "bytes moved", minimum=0),
+        Column("bytes", "int", False, "bytes moved", minimum=0, maximum=MAX_EVENT_BYTES),
         Column(
             "destination",
             "enum",
@@ -181,9 +186,9 @@ PRINT = Source(
         _USER,
         Column("printer", "str", True, "printer name", nullable=False, max_chars=255),
         Column("document", "str", True, "document name", max_chars=4096),
-        Column("pages", "int", True, "pages per copy", nullable=False, minimum=0),
-        Column("copies", "int", False, "number of copies", minimum=0),
-        Column("bytes", "int", False, "spool size", minimum=0),
+        Column("pages", "int", True, "pages per copy", nullable=False, minimum=0, maximum=100_000),
+        Column("copies", "int", False, "number of copies", minimum=0, maximum=10_000),
+        Column("bytes", "int", False, "spool size", minimum=0, maximum=MAX_EVENT_BYTES),
     ),
 )
 
@@ -206,10 +211,17 @@ MAIL = Source(
         Column("cc", "list", False, "';'-separated addresses"),
         Column("bcc", "list", False, "';'-separated addresses"),
         Column("subject", "str", False, "subject line", max_chars=4096),
-        Column("attachments", "int", False, "number of attachments", minimum=0),
+        Column("attachments", "int", False, "number of attachments", minimum=0, maximum=10_000),
         Column("attachment_names", "list", False, "';'-separated file names"),
-        Column("attachment_bytes", "int", False, "total attachment size", minimum=0),
-        Column("size_bytes", "int", False, "message size", minimum=0),
+        Column(
+            "attachment_bytes",
+            "int",
+            False,
+            "total attachment size",
+            minimum=0,
+            maximum=MAX_EVENT_BYTES,
+        ),
+        Column("size_bytes", "int", False, "message size", minimum=0, maximum=MAX_EVENT_BYTES),
         Column(
             "body",
             "str",
@@ -236,7 +248,14 @@ WEB = Source(
             nullable=False,
             allowed=("visit", "download", "upload"),
         ),
-        Column("bytes_out", "int", False, "bytes sent by the user", minimum=0),
+        Column(
+            "bytes_out",
+            "int",
+            False,
+            "bytes sent by the user",
+            minimum=0,
+            maximum=MAX_EVENT_BYTES,
+        ),
     ),
 )
 

@@ -41,6 +41,8 @@ def schema_markdown() -> str:
             limits = ", ".join(c.allowed)
             if c.minimum is not None:
                 limits = f">= {c.minimum}"
+            if c.maximum is not None:
+                limits = (limits + ", " if limits else "") + f"<= {c.maximum:,}"
             if c.max_chars:
                 limits = (limits + "; " if limits else "") + f"<= {c.max_chars} chars"
             parts.append(

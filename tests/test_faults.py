@@ -469,3 +469,90 @@ def test_each_supervisor_gets_a_file_of_their_own(reported_store: Path, tmp_path
         assert {r.supervisor for r in written.supervisors} >= {"u.00008", "u_00008"}
     finally:
         db.close()
+
+
+# --- state kept across runs ------------------------------------------------------------------
+
+
+def test_rerunning_an_earlier_day_never_rewinds_the_leavers_list(
+    reported_store: Path, tmp_path: Path
+) -> None:
+    """Rerunning a past day replaced the list with that day's (3 people -> 1), and the
+    malicious leaver disappeared from the next report."""
+    from insiderwatch.config import config_for_logs
+    from insiderwatch.db import Database, default_url
+    from insiderwatch.leavers import list_leavers, sync_leavers
+    from insiderwatch.store import EventStore
+
+    copy = tmp_path / "store"
+    shutil.copytree(reported_store, copy)
+    db = Database(default_url(copy))
+    config = config_for_logs(SAMPLE_LOGS)
+    try:
+        sync_leavers(EventStore(copy), db, config, date(2024, 6, 21))
+        latest = list_leavers(db)
+        assert latest["user_id"].sort().to_list() == ["u00098", "u00101", "u00107"]
+        sync_leavers(EventStore(copy), db, config, date(2024, 5, 15))
+        assert list_leavers(db).equals(latest)
+        assert db.query("SELECT DISTINCT as_of FROM leavers") == [(date(2024, 6, 21),)]
+        # A report of the earlier day shows the list as it stood then.
+        assert list_leavers(db, date(2024, 5, 15))["user_id"].to_list() == ["u00107"]
+    finally:
+        db.close()
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+
+def test_sizes_past_the_plausible_maximum_are_quarantined_before_they_are_summed(
+    landing, run_ingest
+) -> None:
+    """Two removable copies of 2**63 - 1 bytes made ``removable_bytes`` 15; pages x copies
+    could become -2."""
+    big = 2**63 - 1
+    access = "timestamp,user,host,action,path,bytes,destination,system,classification"
+    rows = [
+        f"2024-04-01 10:0{i}:00,u1,PC-1,copy,E:\\\\a{i}.dwg,{big},removable,," for i in range(2)
+    ]
+    ok = [
+        f"2024-04-01 11:{i:02d}:00,u1,PC-1,read,\\\\\\\\fs\\\\d{i},10,share,," for i in range(GOOD)
+    ]
+    prints = [f"2024-04-01 12:{i:02d}:00,u1,PRN-1,doc{i}.pdf,2,1" for i in range(GOOD)]
+    prints.append(f"2024-04-01 13:00:00,u1,PRN-1,big.pdf,{2**62},2")
+    report, store = run_ingest(
+        landing(
+            {
+                "file_access/2024-04-01.csv": csv_text(access, ok + rows),
+                "print/2024-04-01.csv": csv_text(
+                    "timestamp,user,printer,document,pages,copies", prints
+                ),
+            }
+        )
+    )
+    assert_reconciles(report, store)
+    quarantine = stored(store, "file_access", area="quarantine")
+    assert (
+        quarantine["reason"].to_list()
+        == [f"bytes over the plausible maximum 1,099,511,627,776: {big}"] * 2
+    )
+    assert stored(store, "print", area="quarantine")["reason"].to_list() == [
+        f"pages over the plausible maximum 100,000: {2**62}"
+    ]
+
+
+def test_a_day_s_sums_never_wrap_round(landing, run_ingest) -> None:
+    """Behind the per-field maximum, the day's sums saturate: a store written by other means
+    with two copies of 2**62 bytes gives the cap, not a negative number."""
+    from insiderwatch.config import load_config
+    from insiderwatch.features import USER_DAY, ensure_features
+
+    access = "timestamp,user,host,action,path,bytes,destination,system,classification"
+    rows = [
+        f"2024-04-01 10:0{i}:00,u1,PC-1,copy,E:\\\\a{i}.dwg,{2**30},removable,," for i in range(2)
+    ]
+    _, store = run_ingest(landing({"file_access/2024-04-01.csv": csv_text(access, rows)}))
+    target = store.partition("events", "file_access", DAY)
+    pl.read_parquet(target).with_columns(bytes=pl.lit(2**62, pl.Int64)).write_parquet(target)
+    ensure_features(store, [DAY], load_config())
+    day = pl.read_parquet(store.partition("features", USER_DAY, DAY)).filter(pl.col("user") == "u1")
+    assert day["removable_bytes"].to_list() == [2**53]
