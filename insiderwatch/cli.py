@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-from contextlib import ExitStack
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,14 +15,60 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from insiderwatch.config import ConfigError, config_for_logs
 from insiderwatch.readers import FileError
+
+
+def _expected_failure(exc: BaseException) -> str | None:
+    """One line for a failure of the machine or of a resource rather than of the program: a
+    store busy with another run, an alert store that cannot be opened, a path that would leave
+    its root, a read-only or full disk, a permission refused. None for anything else (a bug,
+    which keeps its traceback)."""
+    from insiderwatch.db import DatabaseError
+    from insiderwatch.locking import StoreBusy
+    from insiderwatch.store import UnsafePath
+
+    if isinstance(exc, StoreBusy | DatabaseError | UnsafePath):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is not None and isinstance(exc, duckdb.IOException):
+        return "the alert store: " + " ".join(str(exc).split())
+    return None
+
+
+class _CleanFailures(TyperGroup):
+    """Every command's expected failures end in one line and exit code 1, not a traceback."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = _expected_failure(exc)
+            if message is None:
+                raise
+            console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+            raise typer.Exit(1) from exc
+
+
+@contextmanager
+def _writing(store: str, db_url: str | None, command: str) -> Iterator[None]:
+    """Hold the store's lock (one writing run per store; see insiderwatch.locking)."""
+    from insiderwatch.locking import writing
+
+    with writing(store, db_url, f"insiderwatch {command}"):
+        yield
+
 
 app = typer.Typer(
     help="Insider-leakage detection over access and mail logs.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_CleanFailures,
 )
 samples_app = typer.Typer(
     help="Synthetic organisations for demos, tests and benchmarks.", no_args_is_help=True
@@ -233,31 +280,37 @@ def _ingest_staged(
     db_url: str | None,
     force_roster: bool = False,
 ):
-    from insiderwatch.db import Database, default_url
-    from insiderwatch.ingest import ingest
-    from insiderwatch.quality import QualityGate
+    from insiderwatch.db import Database, default_url, recorded_run
     from insiderwatch.store import EventStore
 
     landing = staged.folder
     store = EventStore(store_root) if store_root is not None else None
-    database = None
-    if store_root is not None:
-        database = Database(db_url or default_url(store_root))
-    run_id = uuid.uuid4().hex[:12]
-    started = datetime.now()
-    if database:
-        database.start_run(
-            run_id,
-            "ingest",
-            started,
-            {
-                "logs": str(logs),
-                "format": staged.format,
-                "start": start,
-                "end": end,
-                "as_of": as_of,
-            },
-        )
+    params = {"logs": str(logs), "format": staged.format, "start": start, "end": end}
+    with ExitStack() as recording:
+        run = None
+        if store_root is not None:
+            database = recording.enter_context(closing(Database(db_url or default_url(store_root))))
+            run = recording.enter_context(
+                recorded_run(database, "ingest", {**params, "as_of": as_of})
+            )
+        report = _ingest_with_progress(landing, store, config, as_of, start, end, force_roster, run)
+        report.warnings[:0] = staged.warnings
+        _print_report(report, "stored" if store is not None else "would store")
+        if run is not None:
+            database.record_counts(run.run_id, report.counts)
+            run.status = "ok" if report.ok else "failed"
+            run.summary = {
+                **report.totals(),
+                "errors": [str(e) for e in report.errors],
+                "warnings": report.warnings,
+            }
+    return report
+
+
+def _ingest_with_progress(landing, store, config, as_of, start, end, force_roster, run):
+    from insiderwatch.ingest import RosterRefused, ingest
+    from insiderwatch.quality import QualityGate
+
     with console.status("loading the quality gate (Great Expectations)"):
         gate = QualityGate()
     progress = Progress(
@@ -285,24 +338,10 @@ def _ingest_staged(
             )
         except FileError as exc:
             console.print(f"[red]error:[/red] {exc}")
-            if database:
-                database.finish_run(run_id, datetime.now(), "failed", {"error": str(exc)})
-            raise typer.Exit(1) from exc
-    report.warnings[:0] = staged.warnings
-    _print_report(report, "stored" if store is not None else "would store")
-    if database:
-        database.record_counts(run_id, report.counts)
-        database.finish_run(
-            run_id,
-            datetime.now(),
-            "ok" if report.ok else "failed",
-            {
-                **report.totals(),
-                "errors": [str(e) for e in report.errors],
-                "warnings": report.warnings,
-            },
-        )
-        database.close()
+            if run is not None:
+                run.summary = {"error": str(exc)}
+            # A refused roster is bad input that stopped the run before it began.
+            raise typer.Exit(2 if isinstance(exc, RosterRefused) else 1) from exc
     return report
 
 
@@ -374,9 +413,10 @@ def ingest_command(
     force_roster: ForceRoster = False,
 ) -> None:
     """Ingest landing files into the event store through the quality gate."""
-    report = _run_ingest(
-        logs, store, _day(start), _day(end), _day(as_of), config, None, fmt, force_roster
-    )
+    with _writing(store, _db_url(None, store), "ingest"):
+        report = _run_ingest(
+            logs, store, _day(start), _day(end), _day(as_of), config, None, fmt, force_roster
+        )
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -414,43 +454,28 @@ def _detect(
     tuning,
 ) -> int:
     """Features, rules, model, scoring and publishing for the range; returns alerts sent."""
-    from insiderwatch.db import Database
+    from insiderwatch.db import Database, recorded_run
+    from insiderwatch.leavers import sync_leavers
     from insiderwatch.pipeline import detect_range
     from insiderwatch.store import EventStore
 
-    database = Database(db_url)
-    run_id = uuid.uuid4().hex[:12]
-    started = datetime.now()
-    database.start_run(
-        run_id, "detect", started, {"start": start, "end": end, "tuning": tuning.source}
-    )
-    try:
+    params = {"start": start, "end": end, "tuning": tuning.source}
+    timings: dict[str, float] = {}
+    with closing(Database(db_url)) as database, recorded_run(database, "detect", params) as run:
         with console.status(f"detecting {start} – {end}"):
-            timings: dict[str, float] = {}
             alerts = detect_range(
-                EventStore(store_root), database, start, end, config, tuning, run_id, timings
+                EventStore(store_root), database, start, end, config, tuning, run.run_id, timings
             )
-    except Exception as exc:
-        database.finish_run(run_id, datetime.now(), "failed", {"error": repr(exc)})
-        database.close()
-        raise
-    sent = int(alerts["budgeted"].sum()) if alerts.height else 0
-    from insiderwatch.leavers import sync_leavers
-
-    with console.status("updating the leavers list"):
-        updates = sync_leavers(EventStore(store_root), database, config, end)
-    for update in updates:
-        if update.started_lookback:
-            console.print(
-                f"lookback started for {update.user} (notice {update.notice_date}): {update.status}"
-            )
-    database.finish_run(
-        run_id,
-        datetime.now(),
-        "ok",
-        {"alerts": alerts.height, "budgeted": sent, "seconds": timings},
-    )
-    database.close()
+        sent = int(alerts["budgeted"].sum()) if alerts.height else 0
+        with console.status("updating the leavers list"):
+            updates = sync_leavers(EventStore(store_root), database, config, end)
+        for update in updates:
+            if update.started_lookback:
+                console.print(
+                    f"lookback started for {update.user} (notice {update.notice_date}): "
+                    f"{update.status}"
+                )
+        run.summary = {"alerts": alerts.height, "budgeted": sent, "seconds": timings}
     console.print(
         f"detection {start} – {end}: {alerts.height} user-days over the alert threshold, "
         f"{sent} within the daily review budget "
@@ -502,14 +527,14 @@ def _run(
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from exc
     as_of = as_of or end or _today(config.site.timezone)
-    report = _run_ingest(
-        logs, store, start, end, as_of, config_file, _db_url(db, store), fmt, force_roster
-    )
-    days = sorted({c.day for c in report.counts if c.day is not None and c.stored > 0})
-    if not days:
-        console.print("[yellow]no events stored; nothing to detect[/yellow]")
-        return False
-    _detect(store, _db_url(db, store), start or days[0], end or days[-1], config, tuning)
+    db_url = _db_url(db, store)
+    with _writing(store, db_url, "run"):
+        report = _run_ingest(logs, store, start, end, as_of, config_file, db_url, fmt, force_roster)
+        days = sorted({c.day for c in report.counts if c.day is not None and c.stored > 0})
+        if not days:
+            console.print("[yellow]no events stored; nothing to detect[/yellow]")
+            return False
+        _detect(store, db_url, start or days[0], end or days[-1], config, tuning)
     return report.ok
 
 
@@ -557,14 +582,14 @@ def _demo_reports(store: str, logs: Path) -> None:
     from insiderwatch.reports import counts_line, write_daily_reports
     from insiderwatch.store import EventStore
 
-    database = Database(_db_url(None, store))
-    try:
+    with (
+        _writing(store, _db_url(None, store), "demo"),
+        closing(Database(_db_url(None, store))) as database,
+    ):
         latest = database.query("SELECT MAX(alert_date) FROM alerts WHERE budgeted")[0][0]
         if latest is None:
             return
         written = write_daily_reports(EventStore(store), database, latest, config_for_logs(logs))
-    finally:
-        database.close()
     console.print(counts_line(written))
     console.print(f"open the security report: {written.security.resolve()}")
 
@@ -747,9 +772,11 @@ def report_command(
     if not event_store.roster_path().exists():
         console.print(f"[red]error:[/red] no roster in {store}; run ingest first")
         raise typer.Exit(2)
-    database = Database(_db_url(db, store))
     lang = language.value if language else None
-    try:
+    with (
+        _writing(store, _db_url(db, store), "report"),
+        closing(Database(_db_url(db, store))) as database,
+    ):
         written = write_daily_reports(
             event_store, database, day.date(), site, language=lang, pseudonymise_key=key
         )
@@ -773,8 +800,6 @@ def report_command(
             console.print(
                 "mail: " + ", ".join(f"{n} {status}" for status, n in sorted(counted.items()))
             )
-    finally:
-        database.close()
 
 
 @app.command("digest")
@@ -797,7 +822,8 @@ def digest_command(
     except DigestError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    target = write_digest(EventStore(store), chosen, site, language.value if language else None)
+    with _writing(store, None, "digest"):
+        target = write_digest(EventStore(store), chosen, site, language.value if language else None)
     console.print(f"wrote {target} and {target.with_suffix('.csv').name}")
 
 
@@ -814,14 +840,15 @@ def triage_command(
     from insiderwatch.alerts import TriageError, set_status
     from insiderwatch.db import Database
 
-    database = Database(_db_url(db, store))
-    try:
-        previous = set_status(database, alert_id, status, datetime.now(), note, actor)
-    except TriageError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    finally:
-        database.close()
+    with (
+        _writing(store, _db_url(db, store), "triage"),
+        closing(Database(_db_url(db, store))) as database,
+    ):
+        try:
+            previous = set_status(database, alert_id, status, datetime.now(), note, actor)
+        except TriageError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
     console.print(f"{alert_id}: {previous} → {status}")
 
 
@@ -853,7 +880,8 @@ def lookback_command(
             {"user": user, "notice_date": notice_date, "last_day": last_day, "months": months},
             pl.read_parquet(io_path(events.roster_path())),
         )
-        folder, result = write_lookback(events, request, site, out)
+        with _writing(store, None, "lookback"):
+            folder, result = write_lookback(events, request, site, out)
     except (LookbackError, ConfigError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

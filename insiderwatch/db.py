@@ -7,11 +7,19 @@ URL. Statements use ``?`` parameter markers, rewritten to ``%s`` for psycopg.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+
+class DatabaseError(RuntimeError):
+    """The alert store cannot be opened (in use by another process, unreachable, not a
+    database); the message names it and says why in one line."""
+
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
@@ -125,14 +133,24 @@ class Database:
         if url.startswith(("postgresql://", "postgres://")):
             import psycopg
 
-            self._conn = psycopg.connect(url, autocommit=True)
+            try:
+                self._conn = psycopg.connect(url, autocommit=True)
+            except psycopg.OperationalError as exc:
+                reason = " ".join(str(exc).split())
+                raise DatabaseError(
+                    f"cannot open the alert store {_shown_url(url)}: {reason}"
+                ) from None
             self._pg = True
         else:
             import duckdb
 
             path = url.removeprefix("duckdb:///").removeprefix("duckdb://")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn = duckdb.connect(path)
+            try:
+                self._conn = duckdb.connect(path)
+            except duckdb.Error as exc:
+                reason = " ".join(str(exc).split())
+                raise DatabaseError(f"cannot open the alert store {path}: {reason}") from exc
             self._pg = False
         for statement in SCHEMA:
             self.execute(statement)
@@ -260,6 +278,42 @@ class Database:
                 for c in counts
             ],
         )
+
+
+def _shown_url(url: str) -> str:
+    """A database URL without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':')[0]}@{tail}"
+
+
+@dataclass
+class RunRecord:
+    """A run being recorded: set ``status`` and ``summary`` before the block ends."""
+
+    run_id: str
+    status: str = "ok"
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def recorded_run(database: Database, kind: str, params: dict[str, Any]) -> Iterator[RunRecord]:
+    """Record a run in ``runs``: started now, closed when the block ends however it ends (an
+    exception closes it as ``failed`` with the error, Ctrl-C as ``interrupted``). A run killed
+    outright cannot close its record; the next run to take the store's lock does."""
+    run = RunRecord(uuid.uuid4().hex[:12])
+    database.start_run(run.run_id, kind, datetime.now(), params)
+    try:
+        yield run
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        summary = {**run.summary}
+        summary.setdefault("error", str(exc) or type(exc).__name__)
+        database.finish_run(run.run_id, datetime.now(), status, summary)
+        raise
+    database.finish_run(run.run_id, datetime.now(), run.status, run.summary)
 
 
 def default_url(store_root: str | Path) -> str:

@@ -502,6 +502,10 @@ def load_roster(logs: Path, config: Config) -> Roster:
     return Roster(frame, quarantine, batch.rows_read, warnings)
 
 
+class RosterRefused(FileError):
+    """The roster is empty or shrunk past ``quality.roster_min_share``: nothing is ingested."""
+
+
 def refuse_shrunk_roster(roster: Roster, store: EventStore | None, config: Config) -> None:
     """Raise :class:`FileError` for a roster that is empty, or holds fewer people than
     ``quality.roster_min_share`` of the stored one: a cut-off HR export would otherwise make
@@ -520,7 +524,7 @@ def refuse_shrunk_roster(roster: Roster, store: EventStore | None, config: Confi
         )
     else:
         return
-    raise FileError(
+    raise RosterRefused(
         str(ROSTER_FILE),
         None,
         f"{why}: refusing to replace the stored roster or ingest against it; check the HR "

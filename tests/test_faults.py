@@ -252,7 +252,7 @@ def test_the_cli_refuses_a_header_only_roster_in_one_line(tmp_path: Path, landin
     assert first.exit_code == 0, first.output
     emptied = landing({LOGON: logon_file([])}, roster=HEADER_ONLY)
     done = CliRunner().invoke(app, [*args, "--logs", str(emptied)])
-    assert done.exit_code == 1
+    assert done.exit_code == 2  # bad input that stopped the run before it began
     assert "hr/employees.csv: the roster holds nobody" in " ".join(done.output.split())
     assert "Traceback" not in done.output
 
