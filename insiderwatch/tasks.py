@@ -3,10 +3,13 @@ returns a small JSON-able summary, so Airflow passes paths and counts, never fra
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from insiderwatch.config import config_for_logs
 from insiderwatch.db import Database, default_url
@@ -17,6 +20,32 @@ class QualityError(RuntimeError):
     """The day's input is not fit to detect on."""
 
 
+Task = TypeVar("Task", bound=Callable[..., dict[str, Any]])
+
+
+def _shares_the_store(task: Task) -> Task:
+    """Run the task holding the store's lock shared with the DAG's other tasks, so that no
+    command-line run writes or sweeps the store meanwhile (insiderwatch.locking)."""
+    signature = inspect.signature(task)
+
+    @functools.wraps(task)
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        from insiderwatch.locking import shared_by_tasks
+
+        bound = signature.bind(*args, **kwargs).arguments
+        store = bound["store"]
+        with shared_by_tasks(store, bound.get("db") or _local_db(store), f"task {task.__name__}"):
+            return task(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def _local_db(store: str) -> str | None:
+    from insiderwatch.store import is_url
+
+    return None if is_url(store) else default_url(store)
+
+
 def _day(day: str) -> date:
     return date.fromisoformat(day)
 
@@ -25,6 +54,7 @@ def _db(store: str, db: str | None) -> Database:
     return Database(db or default_url(store))
 
 
+@_shares_the_store
 def ingest_day(
     logs: str, store: str, db: str | None, day: str, fmt: str = "auto"
 ) -> dict[str, Any]:
@@ -73,6 +103,7 @@ def check_quality(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+@_shares_the_store
 def features_day(logs: str, store: str, day: str) -> dict[str, Any]:
     from detectors.settings import load_tuning
     from insiderwatch.pipeline import features_stage
@@ -91,6 +122,7 @@ def plan_shards(day: str, shards: int) -> list[dict[str, Any]]:
     return [{"day": day, "shard": k, "shards": shards} for k in range(shards)]
 
 
+@_shares_the_store
 def baselines_day(store: str, spec: dict[str, Any]) -> dict[str, Any]:
     """A shard's evidence rows with their baselines (the shard's people only)."""
     from detectors.settings import load_tuning
@@ -103,6 +135,7 @@ def baselines_day(store: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "rows": rows}
 
 
+@_shares_the_store
 def fit_models_day(store: str, day: str, shards: int) -> dict[str, Any]:
     """The day's isolation forest: the one its retraining day kept, or fitted once on every
     shard's training rows."""
@@ -114,6 +147,7 @@ def fit_models_day(store: str, day: str, shards: int) -> dict[str, Any]:
     return {"day": day, "shards": shards, "models": fitted}
 
 
+@_shares_the_store
 def detect_day(logs: str, store: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Rules and model scores for one shard's people."""
     from detectors.settings import load_tuning
@@ -132,6 +166,7 @@ def detect_day(logs: str, store: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, **counts}
 
 
+@_shares_the_store
 def score_day(store: str, day: str, shards: int) -> dict[str, Any]:
     """Every shard's findings and scores ranked together under the day's review budget."""
     from detectors.settings import load_tuning
@@ -142,6 +177,7 @@ def score_day(store: str, day: str, shards: int) -> dict[str, Any]:
     return {"day": day, "alerts": alerts.height, "budgeted": int(alerts["budgeted"].sum())}
 
 
+@_shares_the_store
 def publish_day(store: str, db: str | None, day: str) -> dict[str, Any]:
     from detectors.settings import load_tuning
     from insiderwatch.pipeline import alerts_stage
@@ -177,6 +213,7 @@ def lookback_request(store: str, conf: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@_shares_the_store
 def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str, Any]:
     """Run a validated lookback and write its tables under ``<store>/lookbacks/``."""
     from insiderwatch.leavers import write_lookback
@@ -192,6 +229,7 @@ def lookback_report(logs: str, store: str, request: dict[str, Any]) -> dict[str,
     return {"folder": str(folder), "verdict": result.verdict}
 
 
+@_shares_the_store
 def leavers_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any]:
     """Refresh the leavers list as of the day; start lookbacks for new notices."""
     from insiderwatch.leavers import sync_leavers
@@ -206,6 +244,7 @@ def leavers_day(logs: str, store: str, db: str | None, day: str) -> dict[str, An
     }
 
 
+@_shares_the_store
 def reports_day(logs: str, store: str, db: str | None, day: str) -> dict[str, Any]:
     """Write the day's security and supervisor reports (and the inbound digest at the end
     of a month or quarter)."""
@@ -231,6 +270,7 @@ def reports_day(logs: str, store: str, db: str | None, day: str) -> dict[str, An
     }
 
 
+@_shares_the_store
 def send_day(logs: str, store: str, db: str | None, folder: str) -> dict[str, Any]:
     """Mail the written reports when ``smtp.enabled``; otherwise say so and send nothing."""
     from insiderwatch.delivery import load_reports, send_reports

@@ -141,5 +141,7 @@ def staged_landing(
     local = None if store is None or is_url(store) else Path(store)  # objects: a local temp
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=local) as scratch:
+    # Hidden and named .tmp, so the next run to take the store's lock removes it if this one
+    # is killed (insiderwatch.locking).
+    with tempfile.TemporaryDirectory(prefix=".staging-", suffix=".tmp", dir=local) as scratch:
         yield stage(logs, fmt, Path(scratch) / "landing", config, start, end, progress)
