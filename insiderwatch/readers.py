@@ -49,7 +49,7 @@ STAGED = (ORIGIN_FILE, REJECT, REJECT_RAW)
 SUFFIXES = (".csv.gz", ".csv", ".jsonl", ".parquet")
 _DAY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})$")
 _BOM = b"\xef\xbb\xbf"
-# Inflated bytes handed out per call: a megabyte of deflate data can hold a gigabyte.
+# Inflated bytes a stream hands out per call: a megabyte of deflate data can hold a gigabyte.
 _PIECE = 8 << 20
 # Inflated bytes allowed beyond ``max_gzip_ratio`` times the input, so a tiny file of a few
 # kilobytes that compresses well is not taken for a bomb.
@@ -211,8 +211,9 @@ class _Inflater:
                 if not raw:
                     break
             self.fed = True
+            room = self._room()
             try:
-                piece = self.member.decompress(raw, _PIECE)
+                piece = self.member.decompress(raw, room)
             except isal_zlib.error as exc:
                 line = self.lines + sum(o.count(b"\n") for o in out) + 1
                 raise FileError(self.rel, line, f"corrupt gzip data ({exc})") from exc
@@ -220,7 +221,7 @@ class _Inflater:
             out.append(piece)
             if not self.member.eof:
                 raw = self.member.unconsumed_tail
-                more = len(piece) == _PIECE
+                more = len(piece) == room
                 continue
             raw = self.member.unused_data
             self.member = isal_zlib.decompressobj(wbits=31)
@@ -231,6 +232,15 @@ class _Inflater:
         else:
             self.last = out
         return out
+
+    def _room(self) -> int:
+        """Bytes the next call may inflate: one past what the bounds allow, so that going over
+        is seen without inflating more. A whole file is inflated in one call when it keeps to
+        them (no pieces to join); a stream in pieces."""
+        used = self.taken - len(self.member.unconsumed_tail)
+        room = self.ratio * used + _RATIO_SLACK - self.made
+        room = min(room, self.limit - self.made) if self.limit is not None else min(room, _PIECE)
+        return max(room, 0) + 1
 
     def _bound(self, inflated: int) -> None:
         self.made += inflated

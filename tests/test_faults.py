@@ -130,7 +130,9 @@ def test_a_gzip_bomb_is_refused_under_a_memory_ceiling(landing, tmp_path: Path) 
         "logon/2024-04-01.csv.gz: gzip data inflates more than 500 times over "
         "(limits.max_gzip_ratio): refused as a decompression bomb"
     ]
-    assert peak < 600, f"peak {peak} MB"
+    # What it may inflate before it is refused: 500 times its 1 MB, on top of the ingest's own
+    # 150-200 MB.
+    assert peak < 800, f"peak {peak} MB"
 
 
 def test_a_gzip_file_that_inflates_past_the_file_limit_is_refused(landing, run_ingest) -> None:
