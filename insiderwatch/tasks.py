@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from contextlib import closing
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 from insiderwatch.config import config_for_logs
-from insiderwatch.db import Database, default_url
+from insiderwatch.db import Database, default_url, recorded_run
 from insiderwatch.store import EventStore, io_path, store_path
 
 
@@ -66,26 +66,20 @@ def ingest_day(
 
     scored = _day(day)
     config = config_for_logs(Path(logs))
-    database = _db(store, db)
-    run_id = uuid.uuid4().hex[:12]
-    database.start_run(run_id, "ingest", datetime.now(), {"logs": logs, "day": day, "format": fmt})
-    with staged_landing(Path(logs), fmt, store, config, scored, scored) as staged:
-        report = ingest(
-            staged.folder, EventStore(store), config, scored, scored, scored, QualityGate()
-        )
-    report.warnings[:0] = staged.warnings
-    database.record_counts(run_id, report.counts)
-    database.finish_run(
-        run_id,
-        datetime.now(),
-        "ok" if report.ok else "failed",
-        {**report.totals(), "errors": [str(e) for e in report.errors]},
-    )
-    database.close()
+    params = {"logs": logs, "day": day, "format": fmt}
+    with closing(_db(store, db)) as database, recorded_run(database, "ingest", params) as run:
+        with staged_landing(Path(logs), fmt, store, config, scored, scored) as staged:
+            report = ingest(
+                staged.folder, EventStore(store), config, scored, scored, scored, QualityGate()
+            )
+        report.warnings[:0] = staged.warnings
+        database.record_counts(run.run_id, report.counts)
+        run.status = "ok" if report.ok else "failed"
+        run.summary = {**report.totals(), "errors": [str(e) for e in report.errors]}
     counts = [c for c in report.counts if c.day == scored]
     return {
         "day": day,
-        "run_id": run_id,
+        "run_id": run.run_id,
         "errors": [str(e) for e in report.errors],
         "stored": sum(c.stored for c in counts),
         "quarantined": sum(c.quarantined for c in counts),
@@ -183,12 +177,11 @@ def publish_day(store: str, db: str | None, day: str) -> dict[str, Any]:
     from insiderwatch.pipeline import alerts_stage
 
     scored = _day(day)
-    database = _db(store, db)
-    run_id = uuid.uuid4().hex[:12]
-    database.start_run(run_id, "detect", datetime.now(), {"day": day})
-    written = alerts_stage(EventStore(store), database, scored, scored, run_id, load_tuning())
-    database.finish_run(run_id, datetime.now(), "ok", {"alerts": written})
-    database.close()
+    with closing(_db(store, db)) as database, recorded_run(database, "detect", {"day": day}) as run:
+        written = alerts_stage(
+            EventStore(store), database, scored, scored, run.run_id, load_tuning()
+        )
+        run.summary = {"alerts": written}
     return {"day": day, "alerts": written}
 
 
