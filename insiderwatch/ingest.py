@@ -699,13 +699,12 @@ def inside_landing(path: Path, logs: Path, rel: str) -> Path:
     A symbolic link is followed only to a file inside the folder: a link out of it (to a
     file only root may read, say) would copy that file's lines into quarantine.
     """
-    if not path.is_symlink():
-        return path
     target = path.resolve()
-    if not target.exists():
-        raise FileError(rel, None, "symbolic link to a file that does not exist")
     if not target.is_relative_to(logs.resolve()):
-        raise FileError(rel, None, "symbolic link out of the landing folder: refused")
+        what = "symbolic link" if path.is_symlink() else "reached through a symbolic link"
+        raise FileError(rel, None, f"{what} out of the landing folder: refused")
+    if path.is_symlink() and not target.exists():
+        raise FileError(rel, None, "symbolic link to a file that does not exist")
     return target
 
 
@@ -1047,6 +1046,13 @@ def ingest(
     report.counts.append(roster_count)
     plan: dict[str, list[Path]] = {}
     for name, folder in discover(logs).items():
+        if not folder.resolve().is_relative_to(logs.resolve()):
+            report.errors.append(
+                FileError(
+                    name, None, "symbolic link to a folder out of the landing folder: refused"
+                )
+            )
+            continue
         plan[name], notices = select_landing(folder, logs, start, end)
         report.warnings.extend(notices)
     if on_plan:

@@ -31,10 +31,10 @@ def make_logs(folder: Path) -> Path:
     return folder
 
 
-def _command(logs: Path, store: Path) -> list[str]:
+def _command(logs: Path, store: Path, db_url: str | None = None) -> list[str]:
     return [
         sys.executable, "-m", "insiderwatch.cli", "run", "--logs", str(logs),
-        "--store", str(store), "--as-of", AS_OF,
+        "--store", str(store), "--as-of", AS_OF, *(["--db", db_url] if db_url else []),
     ]  # fmt: skip
 
 
@@ -48,20 +48,20 @@ def _cli(*args: str) -> None:
     )
 
 
-def run_to_the_end(logs: Path, store: Path) -> float:
+def run_to_the_end(logs: Path, store: Path, db_url: str | None = None) -> float:
     started = time.monotonic()
     done = subprocess.run(
-        _command(logs, store), cwd=REPO, capture_output=True, text=True, timeout=600
+        _command(logs, store, db_url), cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return time.monotonic() - started
 
 
-def run_and_kill(logs: Path, store: Path, after: float) -> bool:
+def run_and_kill(logs: Path, store: Path, after: float, db_url: str | None = None) -> bool:
     """Start a run and SIGKILL its whole process group ``after`` seconds in; False when the
     run had already finished by then."""
     process = subprocess.Popen(
-        _command(logs, store),
+        _command(logs, store, db_url),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -81,10 +81,10 @@ def kill_points(seed: int, duration: float) -> list[float]:
     return sorted(round(rng.uniform(0.5, duration), 2) for _ in range(KILLS_PER_FILE))
 
 
-def snapshot(store: Path) -> dict[str, object]:
+def snapshot(store: Path, db_url: str | None = None) -> dict[str, object]:
     """Everything a run leaves that a rerun must reproduce: the alert store's tables (but not
     the run log), every Parquet file's rows, and the lookbacks' files."""
-    db = Database(default_url(store))
+    db = Database(db_url or default_url(store))
     try:
         tables = {
             "alerts": db.query(
@@ -117,8 +117,8 @@ def leftovers(store: Path) -> list[str]:
     return sorted(str(p.relative_to(store)) for p in store.rglob(".*") if p.name != ".lock")
 
 
-def open_runs(store: Path) -> list[tuple]:
-    db = Database(default_url(store))
+def open_runs(store: Path, db_url: str | None = None) -> list[tuple]:
+    db = Database(db_url or default_url(store))
     try:
         return db.query("SELECT run_id, kind FROM runs WHERE status = 'running'")
     finally:
@@ -139,19 +139,21 @@ def reference(tmp_path_factory) -> tuple[Path, dict, float]:
     return root / "logs", snapshot(root / "store"), float((root / "seconds").read_text())
 
 
-def check_kills(seed: int, tmp_path_factory, tmp_path: Path) -> int:
-    """The kills of one file; returns how many there were (each inside a run)."""
+def check_kills(seed: int, tmp_path_factory, tmp_path: Path, db_url: str | None = None) -> int:
+    """The kills of one file, on the store's DuckDB or on ``db_url`` (PostgreSQL), against
+    an uninterrupted run on DuckDB; returns how many there were (each inside a run)."""
     logs, expected, duration = reference(tmp_path_factory)
     store = tmp_path / "killed"
     killed = 0
     for after in kill_points(seed, duration):
         # The reference's duration may have been measured on a busier machine: a run that
         # ends before its kill point is tried again with an earlier one.
-        while not run_and_kill(logs, store, after):
+        while not run_and_kill(logs, store, after, db_url):
             after = round(after * 0.6, 2)
         killed += 1
-        run_to_the_end(logs, store)
+        run_to_the_end(logs, store, db_url)
         assert leftovers(store) == [], f"after a kill at {after} s"
-        assert open_runs(store) == [], f"after a kill at {after} s"
-        assert snapshot(store) == expected, f"the rerun after a kill at {after} s differs"
+        assert open_runs(store, db_url) == [], f"after a kill at {after} s"
+        got = snapshot(store, db_url)
+        assert got == expected, f"the rerun after a kill at {after} s differs"
     return killed

@@ -281,6 +281,21 @@ def test_a_symlink_out_of_the_landing_folder_is_refused_and_not_copied(
     assert b"SECRET-HASH" not in written
 
 
+def test_a_source_folder_linked_out_of_the_landing_folder_is_refused(
+    tmp_path: Path, landing, run_ingest
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "2024-04-01.csv").write_text(logon_file([]), encoding="utf-8")
+    logs = landing({})
+    (logs / "logon").symlink_to(elsewhere, target_is_directory=True)
+    report, store = run_ingest(logs)
+    assert [str(e) for e in report.errors] == [
+        "logon: symbolic link to a folder out of the landing folder: refused"
+    ]
+    assert not (store.root / "events").exists()
+
+
 def test_a_dangling_symlink_is_an_error_naming_it(landing, run_ingest) -> None:
     logs = landing({})
     (logs / "logon").mkdir()

@@ -1,5 +1,5 @@
-"""kill -9 during a run, then a rerun: the store as one uninterrupted run leaves it (part b of
-two; see tests/killing.py)."""
+"""kill -9 during a run with the alerts on PostgreSQL, then a rerun: the store as one
+uninterrupted run leaves it (part b of two; see tests/killing.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from tests.killing import KILLS_PER_FILE, check_kills
 
 
-def test_a_rerun_after_kill_9_leaves_what_an_uninterrupted_run_leaves_b(
-    tmp_path_factory, tmp_path: Path
+def test_a_rerun_after_kill_9_leaves_what_an_uninterrupted_run_leaves_on_postgresql(
+    tmp_path_factory, tmp_path: Path, postgres_url: str
 ) -> None:
-    killed = check_kills(2, tmp_path_factory, tmp_path)
+    killed = check_kills(2, tmp_path_factory, tmp_path, postgres_url)
     assert killed == KILLS_PER_FILE
