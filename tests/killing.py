@@ -157,3 +157,35 @@ def check_kills(seed: int, tmp_path_factory, tmp_path: Path, db_url: str | None 
         got = snapshot(store, db_url)
         assert got == expected, f"the rerun after a kill at {after} s differs"
     return killed
+
+
+def check_concurrent(tmp_path_factory, tmp_path: Path, db_url: str | None = None) -> None:
+    """Two real runs on one store: the second, started while the first holds the lock, exits
+    at once naming it; the first goes on to leave what an uninterrupted run leaves."""
+    import json
+
+    logs, expected, _ = reference(tmp_path_factory)
+    store = tmp_path / "concurrent"
+    first = subprocess.Popen(
+        _command(logs, store, db_url), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    lock = store / ".lock"
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never locked"
+        time.sleep(0.05)
+    assert json.loads(lock.read_text())["pid"] == first.pid
+    second = subprocess.run(
+        _command(logs, store, db_url),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert first.poll() is None, "the first run ended before the second tried the lock"
+    assert second.returncode == 1
+    assert f"is being written by `insiderwatch run` (pid {first.pid} on " in second.stdout
+    assert "Traceback" not in second.stdout + second.stderr
+    assert first.wait(timeout=600) == 0
+    assert snapshot(store, db_url) == expected
