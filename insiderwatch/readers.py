@@ -253,12 +253,7 @@ class _Inflater:
             )
         used = self.taken - len(self.member.unconsumed_tail)
         if self.made > self.ratio * used + _RATIO_SLACK:
-            raise FileError(
-                self.rel,
-                None,
-                f"gzip data inflates more than {self.ratio} times over (limits.max_gzip_ratio): "
-                "refused as a decompression bomb",
-            )
+            raise FileError(self.rel, None, _bomb(self.ratio))
 
     def finish(self) -> None:
         if self.fed:  # a member began and never reached its end marker
@@ -270,7 +265,34 @@ class _Inflater:
             )
 
 
+# Compressed bytes inflated first, on their own, to see a bomb before the whole file is: most
+# bombs are one byte repeated, and inflate past the ratio from their first bytes.
+_PROBE = 64 << 10
+
+
+def _probe_ratio(data: bytes, rel: str, limits: LimitsConfig) -> None:
+    """Refuse ``data`` when its first :data:`_PROBE` bytes alone inflate past the ratio. The
+    whole file is then inflated in one call (no pieces to join), bounded by the ratio over
+    its whole size; the probe keeps a bomb from reaching that bound."""
+    head = data[:_PROBE]
+    allowed = limits.max_gzip_ratio * len(head) + _RATIO_SLACK
+    try:
+        inflated = isal_zlib.decompressobj(wbits=31).decompress(head, allowed + 1)
+    except isal_zlib.error:
+        return  # corrupt data: the real pass says where
+    if len(inflated) > allowed:
+        raise FileError(rel, None, _bomb(limits.max_gzip_ratio))
+
+
+def _bomb(ratio: int) -> str:
+    return (
+        f"gzip data inflates more than {ratio} times over (limits.max_gzip_ratio): "
+        "refused as a decompression bomb"
+    )
+
+
 def _gunzip(data: bytes, rel: str, limits: LimitsConfig) -> bytes:
+    _probe_ratio(data, rel, limits)
     inflater = _Inflater(rel, limits, pieces=False)
     pieces = inflater.feed(data)
     inflater.finish()
