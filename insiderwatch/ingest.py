@@ -29,6 +29,7 @@ from insiderwatch.readers import (
     FileError,
     RawBatch,
     file_day,
+    inside_landing,
     landing_suffix,
     read_landing_file,
 )
@@ -691,21 +692,6 @@ def check_events(
             .alias(REASONS),
         )
     return checked.drop("_event_day")
-
-
-def inside_landing(path: Path, logs: Path, rel: str) -> Path:
-    """``path`` resolved, when it lies inside the landing folder; else :class:`FileError`.
-
-    A symbolic link is followed only to a file inside the folder: a link out of it (to a
-    file only root may read, say) would copy that file's lines into quarantine.
-    """
-    target = path.resolve()
-    if not target.is_relative_to(logs.resolve()):
-        what = "symbolic link" if path.is_symlink() else "reached through a symbolic link"
-        raise FileError(rel, None, f"{what} out of the landing folder: refused")
-    if path.is_symlink() and not target.exists():
-        raise FileError(rel, None, "symbolic link to a file that does not exist")
-    return target
 
 
 def select_landing(

@@ -129,6 +129,21 @@ def _day_named(name: str) -> date | None:
         return None
 
 
+def inside_landing(path: Path, logs: Path, rel: str) -> Path:
+    """``path`` resolved, when it lies inside the landing folder; else :class:`FileError`.
+
+    A symbolic link is followed only to a file inside the folder: a link out of it (to a
+    file only root may read, say) would copy that file's lines into quarantine.
+    """
+    target = path.resolve()
+    if not target.is_relative_to(logs.resolve()):
+        what = "symbolic link" if path.is_symlink() else "reached through a symbolic link"
+        raise FileError(rel, None, f"{what} out of the landing folder: refused")
+    if path.is_symlink() and not target.exists():
+        raise FileError(rel, None, "symbolic link to a file that does not exist")
+    return target
+
+
 def read_landing_file(
     path: Path,
     rel: str,
@@ -143,9 +158,9 @@ def read_landing_file(
         _check_size(path, rel, limits)
         batch = _read_parquet(path, rel)
     elif suffix == ".jsonl":
-        batch = _read_jsonl(_load_bytes(path, rel, limits), rel, limits)
+        batch = _read_jsonl(load_bytes(path, rel, limits), rel, limits)
     else:
-        batch = _read_csv(_load_bytes(path, rel, limits), rel, limits)
+        batch = _read_csv(load_bytes(path, rel, limits), rel, limits)
     return _check_columns(batch, expected, required)
 
 
@@ -164,7 +179,9 @@ def _check_size(path: Path, rel: str, limits: LimitsConfig) -> int:
     return size
 
 
-def _load_bytes(path: Path, rel: str, limits: LimitsConfig) -> bytes:
+def load_bytes(path: Path, rel: str, limits: LimitsConfig) -> bytes:
+    """A file's bytes, inflated when it is gzip, within ``limits`` (for adapters that parse
+    text themselves, as the landing readers do)."""
     _check_size(path, rel, limits)
     try:
         data = path.read_bytes()

@@ -29,7 +29,13 @@ from insiderwatch.adapters.staging import (
     staged_rows,
 )
 from insiderwatch.config import Config
-from insiderwatch.readers import LINE, FileError, iter_csv_blocks, read_landing_file
+from insiderwatch.readers import (
+    LINE,
+    FileError,
+    inside_landing,
+    iter_csv_blocks,
+    read_landing_file,
+)
 from schemas import cert as spec
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -65,9 +71,10 @@ def stage_cert(
         if path is None:
             continue
         rel = path.relative_to(logs).as_posix()
+        path = inside_landing(path, logs, rel)
         writer = StagingWriter(workdir, cert_file.source, cert_file.name.removesuffix(".csv"))
         read = 0
-        for batch in iter_csv_blocks(path, rel, block_bytes):
+        for batch in iter_csv_blocks(path, rel, block_bytes, config.limits):
             header = tuple(c for c in batch.frame.columns if c != LINE)
             layout = _layout(cert_file, header, rel)
             read += batch.rows_read
@@ -194,14 +201,17 @@ def _ldap_months(logs: Path) -> list[tuple[date, Path]]:
             raise FileError(
                 path.relative_to(logs).as_posix(), None, "an LDAP file must be named YYYY-MM.csv"
             )
-        months.append((date(int(match.group(1)), int(match.group(2)), 1), path))
+        rel = path.relative_to(logs).as_posix()
+        months.append(
+            (date(int(match.group(1)), int(match.group(2)), 1), inside_landing(path, logs, rel))
+        )
     if not months:
         raise FileError(spec.LDAP_FOLDER, None, "the LDAP folder holds no YYYY-MM.csv snapshots")
     return months
 
 
 def _read_snapshot(logs: Path, month: date, path: Path) -> pl.DataFrame:
-    rel = path.relative_to(logs).as_posix()
+    rel = f"{spec.LDAP_FOLDER}/{path.name}"
     batch = read_landing_file(
         path, rel, spec.LDAP_REQUIRED + spec.LDAP_OPTIONAL, spec.LDAP_REQUIRED
     )

@@ -26,14 +26,16 @@ from insiderwatch.adapters.staging import (
     staged_rows,
     utc_iso,
 )
-from insiderwatch.config import Config
+from insiderwatch.config import Config, LimitsConfig
 from insiderwatch.readers import (
     LINE,
     FileError,
     RawBatch,
     Reject,
     decode_text,
+    inside_landing,
     iter_csv_blocks,
+    load_bytes,
 )
 from schemas import m365 as spec
 
@@ -101,6 +103,7 @@ def stage_m365(
         raise FileError(
             "hr/employees.csv", None, "Microsoft 365 has no HR data: add the canonical roster"
         )
+    roster_file = inside_landing(roster_file, logs, "hr/employees.csv")
     (workdir / "hr").mkdir(parents=True)
     (workdir / "hr" / "employees.csv").write_bytes(roster_file.read_bytes())
     upns = _upns(roster_file)
@@ -109,6 +112,7 @@ def stage_m365(
     skipped: Counter[str] = Counter()
     for number, (path, kind) in enumerate(_exports(logs), start=1):
         rel = path.relative_to(logs).as_posix()
+        path = inside_landing(path, logs, rel)
         stem = f"m365-{number:03d}"
         read = 0
         if kind.startswith("trace:"):
@@ -116,7 +120,7 @@ def stage_m365(
             writer = StagingWriter(workdir, "mail", stem)
             # A message's rows must meet in one block: read the trace whole (exports are
             # capped far below memory).
-            for batch in iter_csv_blocks(path, rel, None):
+            for batch in iter_csv_blocks(path, rel, None, config.limits):
                 read += batch.rows_read
                 rows = _trace_rows(batch, layout, internal, tz, rel)
                 staged.folded += batch.rows_read - rows.height
@@ -124,7 +128,8 @@ def stage_m365(
             staged.staged += writer.rows
         else:
             writers = {s: StagingWriter(workdir, s, stem) for s in ("file_access", "logon")}
-            batches = _audit_csv(path, rel) if kind == "audit-csv" else _audit_json(path, rel)
+            reader = _audit_csv if kind == "audit-csv" else _audit_json
+            batches = reader(path, rel, config.limits)
             for batch in batches:
                 read += batch.rows_read
                 for source, rows in _audit_rows(batch, upns, internal, tz, rel, skipped):
@@ -153,17 +158,15 @@ def _upns(roster_file: Path) -> pl.DataFrame:
 # --- audit log --------------------------------------------------------------------------------
 
 
-def _audit_csv(path: Path, rel: str) -> Iterator[RawBatch]:
-    for batch in iter_csv_blocks(path, rel):
+def _audit_csv(path: Path, rel: str, limits: LimitsConfig) -> Iterator[RawBatch]:
+    for batch in iter_csv_blocks(path, rel, limits=limits):
         batch.frame = batch.frame.select("AuditData", LINE)
         yield batch
 
 
-def _audit_json(path: Path, rel: str) -> Iterator[RawBatch]:
+def _audit_json(path: Path, rel: str, limits: LimitsConfig) -> Iterator[RawBatch]:
     """JSON array or JSON lines -> batches of (AuditData text, line of the record's start)."""
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(data)
+    data = load_bytes(path, rel, limits)
     decoded = decode_text(data)
     text = decoded.text if decoded.text is not None else "\n".join(decoded.lines or [])
     records: list[str] = []
