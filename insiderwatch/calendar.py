@@ -103,7 +103,7 @@ _SPAN_YEARS = (1900, 2199)
 
 def span_of(times: pl.Series) -> tuple[datetime, datetime] | None:
     """The first and last of ``times``, or None when there are none or any lies outside the
-    years 1900-2199 (a placeholder year 0001 or 9999), so no fast clock path is taken for
+    years 1900-2199 (a made-up year 0001 or 9999), so no fast clock path is taken for
     them and each is converted through the zone's rules.
 
     >>> span_of(pl.Series([datetime(2024, 4, 1), datetime(1, 1, 1)])) is None

@@ -57,8 +57,8 @@ def holder(store: str, url: str | None, record: bool = False) -> Iterator[subpro
 
 
 def take_and_release(store: str, url: str) -> None:
-    with writing(store, url, "insiderwatch run"):
-        pass
+    with writing(store, url, "insiderwatch run") as held:
+        assert held is None  # taken: nothing else to do with it
 
 
 def cli(*args: str, limit_file_bytes: int | None = None) -> subprocess.CompletedProcess:
