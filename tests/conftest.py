@@ -156,9 +156,12 @@ def built_once(
 ) -> Path:
     """A store made by ``build`` once per test run, however many pytest-xdist workers ask for
     it: the first takes a lock and builds, the others wait. Each worker gets its own copy, since
-    tests open its DuckDB file and DuckDB lets one process at a time do that. A failed build
-    leaves no marker, so every worker that asks fails the same way."""
+    tests open its DuckDB file and DuckDB lets one process at a time do that, and asking again
+    returns that copy. A failed build leaves no marker, so every worker that asks fails the
+    same way."""
     own = tmp_path_factory.getbasetemp() / f"shared-{name}" / "store"
+    if own.exists():  # asked for again in the same worker: its copy is there
+        return own
     own.parent.mkdir(exist_ok=True)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         build(own)
