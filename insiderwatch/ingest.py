@@ -528,8 +528,8 @@ def refuse_shrunk_roster(roster: Roster, store: EventStore | None, config: Confi
     raise RosterRefused(
         str(ROSTER_FILE),
         None,
-        f"{why}: refusing to replace the stored roster or ingest against it; check the HR "
-        "export, or pass --force-roster if the company really shrank",
+        f"{why}: refusing to {'replace the stored roster or ' if before else ''}ingest against "
+        "it; check the HR export, or pass --force-roster if the company really shrank",
     )
 
 
