@@ -45,6 +45,7 @@ ROSTER_COLUMNS = (
     "hire_date",
     "notice_date",
     "last_day",
+    "last_day_source",
     "priority",
     "personal_emails",
 )
@@ -103,12 +104,12 @@ def with_roster(frame: pl.LazyFrame, roster: pl.LazyFrame) -> pl.LazyFrame:
     """Roster columns as known on each day: a notice (and its last day) only from the day it
     was given; a notice dated after the scored day was unknown then and is not used."""
     known = pl.col("notice_date") <= pl.col("local_date")
+    last_known = known | (pl.col("last_day") <= pl.col("local_date"))
     people = roster.select(ROSTER_COLUMNS)
     return frame.join(people, on="user", how="left", maintain_order="left").with_columns(
         notice_date=pl.when(known).then(pl.col("notice_date")),
-        last_day=pl.when(known | (pl.col("last_day") <= pl.col("local_date"))).then(
-            pl.col("last_day")
-        ),
+        last_day=pl.when(last_known).then(pl.col("last_day")),
+        last_day_source=pl.when(last_known).then(pl.col("last_day_source")),
         priority=pl.col("priority").fill_null(False),
         personal_emails=pl.col("personal_emails").fill_null([]),
     )

@@ -490,7 +490,12 @@ def day_touches(events: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def roster_lazy(store: EventStore) -> pl.LazyFrame:
-    return pl.scan_parquet(io_path(store.roster_path()))
+    roster = pl.scan_parquet(io_path(store.roster_path()))
+    if "last_day_source" not in roster.collect_schema().names():
+        # A roster stored before last days said where they came from: all HR's.
+        recorded = pl.when(pl.col("last_day").is_not_null()).then(pl.lit("hr"))
+        roster = roster.with_columns(last_day_source=recorded)
+    return roster
 
 
 INPUTS_FILE = "inputs.sha256"

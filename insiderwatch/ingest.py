@@ -484,10 +484,20 @@ def load_roster(logs: Path, config: Config) -> Roster:
     known = set(good["user"].to_list())
     for sup in sorted(set(good["supervisor"].drop_nulls().to_list()) - known):
         warnings.append(f"{ROSTER_FILE}: supervisor {sup!r} is not in the roster")
+    sourceless = good.filter(pl.col("last_day").is_null() & pl.col("last_day_source").is_not_null())
+    if sourceless.height:
+        warnings.append(
+            f"{ROSTER_FILE}: last_day_source without a last_day on {sourceless.height} line(s), "
+            f"first at line {sourceless[LINE].min()}: ignored"
+        )
+    # A last day HR gives without saying where it came from is HR's own record.
     frame = good.select(list(store_schema(HR).keys())[: len(HR.columns)]).with_columns(
         pl.col("email").str.to_lowercase(),
         pl.col("personal_emails").list.eval(pl.element().str.to_lowercase()),
         pl.col("priority").fill_null(False),
+        last_day_source=pl.when(pl.col("last_day").is_not_null()).then(
+            pl.col("last_day_source").fill_null("hr")
+        ),
     )
     quarantine = pl.concat(
         [

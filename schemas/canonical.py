@@ -107,6 +107,15 @@ HR = Source(
         Column("notice_date", "date", False, "day the resignation was given; empty if none"),
         Column("last_day", "date", False, "last working day; empty if none"),
         Column(
+            "last_day_source",
+            "enum",
+            False,
+            "where last_day comes from: hr (recorded by HR; the default when last_day is given)"
+            " or inferred (worked out, as from a disappearance from an LDAP export); an inferred"
+            " day never raises activity after the last day",
+            allowed=("hr", "inferred"),
+        ),
+        Column(
             "priority",
             "bool",
             False,

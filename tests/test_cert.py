@@ -22,6 +22,7 @@ from insiderwatch.adapters.cert import read_answers
 from insiderwatch.adapters.cert_writer import write_cert
 from insiderwatch.cli import app
 from insiderwatch.config import config_for_logs
+from insiderwatch.db import Database, default_url
 from insiderwatch.ingest import ingest
 from insiderwatch.readers import FileError, iter_csv_blocks
 from insiderwatch.store import EventStore
@@ -172,6 +173,49 @@ def test_the_ldap_snapshots_become_the_roster(tmp_path: Path) -> None:
     assert bob["last_day"] == "2010-01-31"  # missing from the February snapshot
     assert bob["personal_emails"] == "bob.ng@gmail.com"
     assert ava["personal_emails"] is None
+
+
+def _leaver_working_into_the_next_month(root: Path) -> Path:
+    """Bob is last listed in January and works into February, as people leaving mid-month do
+    in the published releases; Ava, still listed, works in March."""
+    _release(root)
+    days = [f"02/{d:02d}/2010" for d in (1, 2, 3, 4, 5, 8, 9, 10)]
+    more = [f"{{L{i:03d}-AAAAAAAA-BBBBBBBB}},{d} 09:0{i % 10}:00,BKN0003,PC-2104,Logon"
+            for i, d in enumerate(days)]  # fmt: skip
+    more.append("{L999-AAAAAAAA-BBBBBBBB},03/02/2010 09:00:00,AIM0002,PC-6377,Logon")
+    clean = LOGON.splitlines()[:5]  # the header and the well-formed records
+    (root / "logon.csv").write_text("\n".join(clean + more) + "\n")
+    return root
+
+
+def test_a_last_day_from_the_ldap_snapshots_is_inferred_from_the_next_month_s_work(
+    tmp_path: Path,
+) -> None:
+    staged, _ = _ingest(_leaver_working_into_the_next_month(tmp_path / "r6"), None)
+    roster = pl.read_csv(staged.folder / "hr" / "employees.csv", infer_schema=False)
+    rows = {r["user"]: r for r in roster.iter_rows(named=True)}
+    bob, ava = rows["BKN0003"], rows["AIM0002"]
+    # Not the end of his last listed month (January 31): his last day at work in February.
+    assert (bob["last_day"], bob["last_day_source"]) == ("2010-02-10", "inferred")
+    assert (ava["last_day"], ava["last_day_source"]) == (None, None)
+
+
+def test_a_leaver_working_into_the_month_after_their_last_listing_raises_no_after_last_day(
+    tmp_path: Path,
+) -> None:
+    """Detection over the release: Bob's February work is inside his inferred last day, and
+    an inferred day never raises activity after the last day; an HR-recorded one still does."""
+    root = _leaver_working_into_the_next_month(tmp_path / "r6")
+    store = tmp_path / "store"
+    result = CliRunner().invoke(
+        app, ["run", "--logs", str(root), "--store", str(store), "--format", "cert"]
+    )
+    assert result.exit_code == 0, result.output
+    db = Database(default_url(store))
+    fired = db.query("SELECT DISTINCT user_id, detector FROM findings")
+    db.close()
+    assert ("BKN0003", "activity_after_last_day") not in fired
+    assert all(detector != "activity_after_last_day" for _, detector in fired), fired
 
 
 def test_r4_layout_is_read_too(tmp_path: Path) -> None:

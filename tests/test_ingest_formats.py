@@ -16,7 +16,7 @@ from insiderwatch import store as store_module
 from insiderwatch.ingest import REASONS, cluster, first_copies, type_and_check
 from insiderwatch.readers import byte_counts
 from schemas.canonical import SOURCES
-from tests.conftest import FILE_HEADER, assert_reconciles, csv_text, stored
+from tests.conftest import FILE_HEADER, ROSTER, assert_reconciles, csv_text, stored
 
 ROWS = [
     # naive local time, Japanese label, a comma inside quotes, a newline inside quotes
@@ -378,3 +378,27 @@ def test_fast_csv_reader_gives_what_the_exact_reader_gives(records: list[list[st
     exact = _csv_slow(text.split("\n"), {}, "f.csv", "utf-8", default_limits())
     assert fast.frame.equals(exact.frame)
     assert [(r.line, r.reason) for r in fast.rejects] == [(r.line, r.reason) for r in exact.rejects]
+
+
+def test_a_last_day_says_where_it_comes_from(landing, run_ingest) -> None:
+    """A last day with no source is HR's record; "inferred" is kept (any case); a source with
+    no last day is dropped with a warning; an unknown source is a quarantined line."""
+    header = ROSTER.splitlines()[0] + ",last_day_source"
+    lines = [
+        "u1,山田 太郎,taro.yamada@corp.example,研究開発部,engineer,u3,2019-04-01,,,false,,hr",
+        "u2,Emily Carter,emily.carter@corp.example,営業部,sales,u3,2020-10-01,,2024-04-26,false,,",
+        "u3,佐藤 花子,hanako.sato@corp.example,研究開発部,manager,,2010-04-01,,2024-05-31,true,,"
+        "INFERRED",
+        "u4,鈴木 健,ken.suzuki@corp.example,製造部,operator,u3,2018-04-01,,2024-05-31,false,,guess",
+    ]
+    logs = landing({}, roster="\n".join([header, *lines]) + "\n")
+    report, store = run_ingest(logs)
+    roster = pl.read_parquet(store.roster_path()).sort("user")
+    assert roster.select("user", "last_day_source").rows() == [
+        ("u1", None), ("u2", "hr"), ("u3", "inferred")
+    ]  # fmt: skip
+    assert any("last_day_source without a last_day on 1 line(s), first at line 2" in w
+               for w in report.warnings), report.warnings  # fmt: skip
+    quarantined = stored(store, "hr", area="quarantine")
+    assert quarantined["source_line"].to_list() == [5]
+    assert "last_day_source" in quarantined["reason"][0]

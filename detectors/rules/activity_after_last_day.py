@@ -16,7 +16,13 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     activity = evidence.activity()
     if activity is None:
         return base.empty()
-    gone = pl.col("last_day").is_not_null() & (pl.col("local_date") > pl.col("last_day"))
+    # Only a day HR recorded: an inferred one (a disappearance from an LDAP export) is a guess
+    # about when someone left, and activity after a guess is no missed de-provisioning.
+    gone = (
+        pl.col("last_day").is_not_null()
+        & (pl.col("local_date") > pl.col("last_day"))
+        & (pl.col("last_day_source") != "inferred").fill_null(True)
+    )
     flagged = evidence.days.filter(gone, pl.col("events") >= p.min_events)
     return with_references(flagged, activity).select(
         "user",

@@ -6,8 +6,10 @@ ignored. Event files are streamed in blocks (``http.csv`` is about 14 GB in r4.2
 
 The roster comes from the LDAP snapshots: a person's latest snapshot gives name, address, role,
 department and supervisor (a name in CERT, resolved to an id within the same snapshot). Their
-first snapshot month gives ``hire_date``; a person missing from the last snapshot gets
-``last_day`` = the last day of the last month they are listed. Non-work addresses a person
+first snapshot month gives ``hire_date``. A month's snapshot lists the people still there
+when it was taken, so a person last listed in month M left during month M+1: they get an
+*inferred* ``last_day`` (``last_day_source`` = inferred), the day of their last activity in
+M+1, or the end of M when they did nothing in M+1. Non-work addresses a person
 sends from in ``email.csv`` become their ``personal_emails``, so mail they send from a private
 account is tied to them.
 """
@@ -66,6 +68,7 @@ def stage_cert(
 ) -> Staged:
     staged = Staged("cert", workdir)
     senders: list[pl.DataFrame] = []
+    active: list[pl.DataFrame] = []
     for cert_file in spec.EVENT_FILES:
         path = _find(logs, cert_file.name)
         if path is None:
@@ -84,11 +87,12 @@ def stage_cert(
             staged.outside_window += writer.write(rows, start, end)
             if cert_file is spec.EMAIL:
                 senders.append(_private_senders(batch.frame, layout))
+            active.append(_last_active(batch.frame, day))
             if progress:
                 progress(f"{rel}: {read:,} records")
         staged.vendor_rows[rel] = read
         staged.staged += writer.rows
-    roster = build_roster(logs, senders)
+    roster = build_roster(logs, senders, active)
     (workdir / "hr").mkdir(parents=True, exist_ok=True)
     roster.write_csv(workdir / "hr" / "employees.csv")
     staged.warnings.extend(_domain_warnings(roster, config))
@@ -256,8 +260,22 @@ def _read_snapshot(logs: Path, month: date, path: Path) -> pl.DataFrame:
     )
 
 
-def build_roster(logs: Path, senders: list[pl.DataFrame]) -> pl.DataFrame:
-    """The canonical roster (as text) from the LDAP snapshots and the private senders."""
+def _last_active(frame: pl.DataFrame, day: pl.Expr) -> pl.DataFrame:
+    """Each person's last day with a record in one block of an event file (every CERT event
+    file names the person in ``user``, e-mail included), whatever the run's window."""
+    return (
+        frame.select(user=pl.col("user").str.strip_chars(), day=day)
+        .drop_nulls()
+        .group_by("user")
+        .agg(pl.col("day").max())
+    )
+
+
+def build_roster(
+    logs: Path, senders: list[pl.DataFrame], active: list[pl.DataFrame] | None = None
+) -> pl.DataFrame:
+    """The canonical roster (as text) from the LDAP snapshots, the private senders and each
+    person's last active day in the event files (``_last_active`` blocks)."""
     months = _ldap_months(logs)
     snapshots = pl.concat([_read_snapshot(logs, m, p) for m, p in months])
     last_month = months[-1][0]
@@ -277,11 +295,24 @@ def build_roster(logs: Path, senders: list[pl.DataFrame]) -> pl.DataFrame:
         .group_by("user")
         .agg(personal=pl.col("address").sort().str.join(";"))
     )
+    last_active = (
+        pl.concat(active).group_by("user").agg(pl.col("day").max())
+        if active
+        else pl.DataFrame(schema={"user": pl.String, "day": pl.Date})
+    )
     roster = (
         latest.join(spans, on="user_id")
         .join(private, left_on="user_id", right_on="user", how="left")
+        .join(last_active, left_on="user_id", right_on="user", how="left")
         .sort("user_id")
     )
+    # Last listed in month M (before the last snapshot): gone during M+1, and still at work on
+    # their last active day in M+1 (activity after M+1 is not taken as theirs to move it on).
+    listed_until = pl.col("last").dt.month_end()
+    next_month_end = pl.col("last").dt.offset_by("1mo").dt.month_end()
+    in_next_month = pl.col("day").is_between(listed_until, next_month_end, closed="right")
+    inferred = pl.when(in_next_month).then(pl.col("day")).otherwise(listed_until)
+    left = pl.col("last") < last_month
     return roster.select(
         user="user_id",
         name="employee_name",
@@ -291,9 +322,8 @@ def build_roster(logs: Path, senders: list[pl.DataFrame]) -> pl.DataFrame:
         supervisor="supervisor_id",
         hire_date=pl.col("first").dt.strftime("%Y-%m-%d"),
         notice_date=pl.lit(None, pl.String),
-        last_day=pl.when(pl.col("last") < last_month)
-        .then(pl.col("last").dt.month_end().dt.strftime("%Y-%m-%d"))
-        .otherwise(None),
+        last_day=pl.when(left).then(inferred.dt.strftime("%Y-%m-%d")),
+        last_day_source=pl.when(left).then(pl.lit("inferred")),
         priority=pl.lit("false"),
         personal_emails=pl.col("personal"),
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -333,8 +333,11 @@ def _write_ldap(roster: pl.DataFrame, out: Path, r6: bool, months: list[date]) -
             if month.month < 12
             else date(month.year + 1, 1, 1)
         )
+        # As in the published releases, a month's snapshot lists the people still there at its
+        # end: someone leaving mid-month is missing from that month's snapshot, yet works in it.
         listed = people.filter(
-            (pl.col("hired") < month_end) & (pl.col("left").is_null() | (pl.col("left") >= month))
+            (pl.col("hired") < month_end)
+            & (pl.col("left").is_null() | (pl.col("left") >= month_end - timedelta(days=1)))
         )
         frame = listed.select(
             "employee_name",
