@@ -917,23 +917,24 @@ def _write_sources(
 def _write_roster(org: Org, out: Path) -> None:
     (out / "hr").mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SOURCES["hr"].names)
+    writer = csv.DictWriter(buf, SOURCES["hr"].names, lineterminator="\n")
+    writer.writeheader()
     for p in org.people:
         writer.writerow(
-            [
-                p.user,
-                p.name,
-                p.email,
-                p.department,
-                p.role,
-                p.supervisor,
-                p.hire_date.isoformat(),
-                p.notice_date.isoformat() if p.notice_date else "",
-                p.last_day.isoformat() if p.last_day else "",
-                "true" if p.priority else "false",
-                p.personal_email,
-            ]
+            {
+                "user": p.user,
+                "name": p.name,
+                "email": p.email,
+                "department": p.department,
+                "role": p.role,
+                "supervisor": p.supervisor,
+                "hire_date": p.hire_date.isoformat(),
+                "notice_date": p.notice_date.isoformat() if p.notice_date else "",
+                "last_day": p.last_day.isoformat() if p.last_day else "",
+                "last_day_source": "hr" if p.last_day else "",
+                "priority": "true" if p.priority else "false",
+                "personal_emails": p.personal_email,
+            }
         )
     (out / "hr" / "employees.csv").write_text(buf.getvalue(), encoding="utf-8")
 
