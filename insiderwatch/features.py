@@ -216,6 +216,9 @@ def annotate(
             & ~url_in_domains(url, lists.sanctioned_cloud),
             job_site=url_in_domains(url, lists.job_sites),
             expert_network=url_in_domains(url, lists.expert_networks),
+            leak_site=url_in_domains(
+                url, lists.leak_sites + lists.paste_sites + lists.anonymous_upload
+            ),
         ).with_columns(domain=url_host(url))
     elif source == "mail":
         frame = _annotate_mail(frame, config, roster)
@@ -403,6 +406,8 @@ def day_features(
                 personal_upload_bytes=_sum_if(upload, pl.col("bytes_out")),
                 job_site_visits=_sum_if(pl.col("job_site")),
                 expert_network_visits=_sum_if(pl.col("expert_network")),
+                leak_site_requests=_sum_if(pl.col("leak_site")),
+                leak_site_uploads=_sum_if(pl.col("leak_site") & (pl.col("action") == "upload")),
             )
         )
     if "print" in events:

@@ -72,6 +72,22 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature("job_site_visits", "count", "web", "visits to job sites"),
     Feature("expert_network_visits", "count", "web", "visits to spot-consulting platforms"),
+    # Kept out of the model: a day with any such request is rare enough that the rule that
+    # reads these says more than a deviation could.
+    Feature(
+        "leak_site_requests",
+        "count",
+        "web",
+        "requests to leak, paste or anonymous-upload sites",
+        model=False,
+    ),
+    Feature(
+        "leak_site_uploads",
+        "count",
+        "web",
+        "uploads to leak, paste or anonymous-upload sites",
+        model=False,
+    ),
     Feature("top_secret_events", "count", "access", "file events on 極秘 material"),
     Feature("secret_events", "count", "access", "file events on 秘 material"),
     Feature("remote_logons", "count", "logon", "logons from outside (VPN, remote desktop)"),

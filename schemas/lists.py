@@ -20,6 +20,9 @@ class ListsConfig(BaseModel):
     file_transfer: tuple[str, ...] = ()
     job_sites: tuple[str, ...] = ()
     expert_networks: tuple[str, ...] = ()
+    leak_sites: tuple[str, ...] = ()
+    paste_sites: tuple[str, ...] = ()
+    anonymous_upload: tuple[str, ...] = ()
     competitor_domains: tuple[str, ...] = ()
     technical_keywords: tuple[str, ...] = ()
     code_names: tuple[str, ...] = ()
@@ -40,6 +43,9 @@ class ListsConfig(BaseModel):
         "file_transfer",
         "job_sites",
         "expert_networks",
+        "leak_sites",
+        "paste_sites",
+        "anonymous_upload",
         "competitor_domains",
     )
     @classmethod

@@ -14,11 +14,14 @@ from detectors.base import TuningError, metadata_problems
 from detectors.settings import load_tuning
 from insiderwatch.casebook import run_case
 from insiderwatch.features import in_domains, matched_terms
-from insiderwatch.reasons import catalogue
+from insiderwatch.reasons import catalogue, translate
 
 # Defaults only: the cases pin the shipped behaviour, not an analyst's local overrides.
 TUNING = load_tuning(None)
 JAPANESE = catalogue("ja")
+ENGLISH = re.compile(
+    r"\b(usual|peers|files|events|connects|unusual|starter|after hours|min after)\b"
+)
 CASES = [(d, c) for d in TUNING.detectors for c in d.meta.cases]
 
 
@@ -43,6 +46,9 @@ def test_detector_case(detector, case) -> None:
     assert not untranslated, (
         f"add a pattern to insiderwatch/templates/reasons_ja.toml: {untranslated}"
     )
+    # Nested phrases too (the usual and peers' values, a new starter's label, circumstances).
+    left = [translate(r, "ja") for r in found["reason"] if ENGLISH.search(translate(r, "ja"))]
+    assert not left, f"English left in the Japanese reason: {left}"
 
 
 def test_every_detector_has_complete_metadata() -> None:
