@@ -179,7 +179,9 @@ SCENARIOS = (
     "cross_dept_top_secret",
     "late_night_cloud",
     "slow_theft",
+    "first_time_usb_leak",
 )
+LEAK_SITES = ("https://wikileaks.org/submit", "https://gofile.io/upload", "https://pastebin.com/")
 
 
 @dataclass
@@ -368,6 +370,24 @@ def _plan_incidents(rng: np.random.Generator, org: Org, days: list[date], site) 
     slow = _pick(rng, org.people, taken, (0, 1, 2))
     slow_days = window(min(35, len(late)), late)[::3]
     org.incidents.append(Incident(slow.idx, "slow_theft", slow_days))
+
+    # CERT r4.2 scenario 1: someone who never used removable media and never worked late
+    # starts logging on after hours, plugging in a thumb drive and going to a leak site, and
+    # leaves soon after (no notice on record, as in CERT; the last day is HR's).
+    pool = [
+        p
+        for p in org.people
+        if p.idx not in taken
+        and not (p.usb_user or p.night_shift or p.traveller)
+        and p.role not in ("director", "manager")
+    ]
+    if pool:
+        first = pool[int(rng.integers(len(pool)))]
+        taken.add(first.idx)
+        span = window(10, late)
+        first.last_day = work[min(n - 1, work.index(span[-1]) + 3)]
+        days = sorted(rng.choice(span, 4, replace=False))
+        org.incidents.append(Incident(first.idx, "first_time_usb_leak", days))
 
     # Benign leavers: notice within the period, nothing untoward.
     for _ in range(max(2, len(org.people) // 60)):
@@ -790,6 +810,27 @@ def _incident_day(
         )
         ev.add(
             "logon", _at(day, t + 1.0), user=p.user, host="VPN-GW", activity="logoff", remote="true"
+        )
+    elif inc.scenario == "first_time_usb_leak":
+        t = 20.0 + float(rng.uniform(0, 2.5))
+        ev.add("logon", _at(day, t), user=p.user, host=host, activity="logon", remote="false")
+        _usb(ev, p, host, day, t + 0.1, "connect")
+        if rng.random() < 0.5:  # the agent does not always see the files, only the device
+            _burst(
+                rng, ev, p, host, day, share, t + 0.15, 0.01, int(rng.integers(3, 12)),
+                ("copy",), (15, 0.8), 0.3,
+                destination="removable", system=system, classification="秘",
+            )  # fmt: skip
+        site = LEAK_SITES[int(rng.integers(len(LEAK_SITES)))]
+        upload = rng.random() < 0.5
+        ev.add(
+            "web", _at(day, t + 0.5), user=p.user, host=host, url=site,
+            action="upload" if upload else "visit",
+            bytes_out=int(rng.lognormal(16, 0.7)) if upload else int(rng.integers(300, 3000)),
+        )  # fmt: skip
+        _usb(ev, p, host, day, t + 0.8, "disconnect")
+        ev.add(
+            "logon", _at(day, t + 1.0), user=p.user, host=host, activity="logoff", remote="false"
         )
     elif inc.scenario == "slow_theft":
         t = float(rng.uniform(p.start_hour + 1, p.start_hour + p.hours - 1))
