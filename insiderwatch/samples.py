@@ -3,7 +3,7 @@
 The organisation has departments, roles and supervisors; people keep their own hours; there are
 night-shift operators, IT admins who move a lot of data, sales staff who mail attachments out,
 travellers who log on remotely, weekends and Japanese public holidays, benign leavers, and
-incidents of six kinds. The incidents are listed in ``labels.csv`` (user, scenario, date), which
+incidents of seven kinds. The incidents are listed in ``labels.csv`` (user, scenario, date), which
 only ``insiderwatch evaluate`` may read.
 
 Everything is drawn from one seeded ``numpy`` generator, so a seed always gives the same files.
