@@ -17,7 +17,7 @@ from insiderwatch.db import Database
 from insiderwatch.evaluate import evaluate, read_labels
 from insiderwatch.ingest import ingest
 from insiderwatch.pipeline import detect_range
-from insiderwatch.samples import generate
+from insiderwatch.samples import SCENARIOS, generate
 from insiderwatch.store import EventStore
 
 HOLDOUT_SEED = 27182818
@@ -49,7 +49,8 @@ def test_holdout_organisation_meets_the_acceptance_figures(tmp_path: Path) -> No
     assert overall.insider_recall >= 0.9, summary
     assert overall.precision >= 0.5, summary
     assert overall.median_delay is not None and overall.median_delay <= 1, summary
-    assert len(scenarios) == 6, summary
+    assert {s.name for s in scenarios} == set(SCENARIOS), summary
+    assert all(s.insider_recall == 1.0 for s in scenarios), summary
 
 
 def test_only_evaluate_reads_labels() -> None:
