@@ -21,7 +21,7 @@ demo: setup
 test: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run pytest --numprocesses 2 --dist loadfile
+	$(UV) run pytest --numprocesses 2 --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(UV) run ruff check .

@@ -1,6 +1,8 @@
 """kill -9 at seeded random points of ``insiderwatch run``, each followed by a rerun that must
 leave the store exactly as one uninterrupted run does, with nothing left over. The kills are
-split over two test files so that both test workers share them."""
+split over two test files so that both test workers share them: the files are named to be
+collected first and the suite runs with ``--no-loadscope-reorder``, so each worker starts on
+one of them rather than one worker taking both at the end."""
 
 from __future__ import annotations
 
