@@ -21,29 +21,10 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
     if web is None:
         return base.empty()
     leaks = web.filter(pl.col("leak_site"))
-    context = [pl.lit(None, pl.Int64).alias("after_usb")]
-    device = evidence.source("device")
-    if device is not None:
-        # Minutes from the latest device connect before each request (same person, same day).
-        connects = device.filter(pl.col("activity") == "connect").select(
-            "user", "local_date", connected=pl.col("timestamp")
-        )
-        leaks = (
-            leaks.join(connects, on=["user", "local_date"], how="left")
-            .with_columns(
-                gap=pl.when(pl.col("connected") <= pl.col("timestamp")).then(
-                    (pl.col("timestamp") - pl.col("connected")).dt.total_minutes()
-                )
-            )
-            .group_by(["user", "local_date", "source_file", "source_line"], maintain_order=True)
-            .agg(pl.all().exclude("connected", "gap").first(), gap=pl.col("gap").min())
-        )
-        context = [pl.col("gap").min().alias("after_usb")]
     found = (
         leaks.group_by("user", "local_date")
         .agg(
             first_references(),
-            *context,
             n=pl.len(),
             uploads=(pl.col("action") == "upload").sum(),
             sent=pl.col("bytes_out").filter(pl.col("action") == "upload").fill_null(0).sum(),
@@ -52,6 +33,22 @@ def detect(evidence: base.Evidence, p: Params) -> pl.LazyFrame:
         )
         .join(evidence.days, on=["user", "local_date"], how="inner")
     )
+    device = evidence.source("device")
+    if device is None:
+        found = found.with_columns(after_usb=pl.lit(None, pl.Int64))
+    else:
+        # The shortest time from a device connect to a later request of the same day.
+        connects = device.filter(pl.col("activity") == "connect").select(
+            "user", "local_date", connected=pl.col("timestamp")
+        )
+        gaps = (
+            leaks.select("user", "local_date", "timestamp")
+            .join(connects, on=["user", "local_date"], how="inner")
+            .filter(pl.col("connected") <= pl.col("timestamp"))
+            .group_by("user", "local_date")
+            .agg(after_usb=(pl.col("timestamp") - pl.col("connected")).dt.total_minutes().min())
+        )
+        found = found.join(gaps, on=["user", "local_date"], how="left")
     near_usb = pl.col("after_usb").is_not_null() & (pl.col("after_usb") <= p.usb_window_minutes)
     usual = pl.col("leak_site_requests__own").fill_null(0)
     flagged = found.filter(
